@@ -1,0 +1,32 @@
+# onramp: `make demo` runs the mesh demo, `make test` runs the tests.
+SHELL := /bin/bash
+GO ?= go
+BIN := bin
+APT_PACKAGES := protobuf-compiler bind9-dnsutils dnsperf iproute2 nftables libc-bin
+export GOFLAGS := -buildvcs=false
+
+.PHONY: all build test bench proto demo deps clean fmt vet
+
+all: build
+
+# deps installs what the targets need from Debian's packages (apt mirror as configured on this machine).
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+build:
+	$(GO) build -o $(BIN)/onramp ./agent/cmd/onramp
+	$(GO) build -o $(BIN)/onramp-testbed ./testbed/cmd/onramp-testbed
+
+test: deps build
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 15m ./...
+
+proto: deps
+	PATH="$$(dirname $$($(GO) tool -n protoc-gen-go)):$$PATH" protoc --go_out=. --go_opt=module=github.com/onramp-mesh/onramp agent/xds/ndspb/nds.proto
+
+clean:
+	rm -rf $(BIN) dist
