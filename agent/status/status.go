@@ -1,0 +1,238 @@
+// Package status serves the agent's status HTTP endpoints on 127.0.0.1:15020
+// and defines the report that `onramp status` prints.
+//
+//	/healthz/ready    200 when the agent serves DNS with a name table, 503 with the reason otherwise
+//	/metrics          Prometheus text exposition of every component
+//	/debug/status     the Report as JSON (what `onramp status -o json` prints)
+//	/debug/nametable  the names the proxy answers, as JSON
+//	/debug/config     the effective configuration, as JSON
+package status
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// Report is the agent's state as `onramp status` shows it.
+type Report struct {
+	Version      string       `json:"version"`
+	Mode         string       `json:"mode"` // "control-plane" or "static"
+	DNS          DNS          `json:"dns"`
+	ControlPlane ControlPlane `json:"controlPlane"`
+	Identity     Identity     `json:"identity"`
+	NameTable    NameTable    `json:"nameTable"`
+	Health       Health       `json:"health"`
+	// WorkloadEntry is the name istiod gives this VM's auto-registered entry.
+	WorkloadEntry string `json:"workloadEntry,omitempty"`
+}
+
+// DNS describes the proxy.
+type DNS struct {
+	Listen    []string `json:"listen"`
+	Upstreams []string `json:"upstreams,omitempty"`
+}
+
+// ControlPlane describes the ADS link.
+type ControlPlane struct {
+	Address    string    `json:"address,omitempty"`
+	Connected  bool      `json:"connected"`
+	Since      time.Time `json:"since,omitzero"`
+	LastError  string    `json:"lastError,omitempty"`
+	Reconnects int       `json:"reconnects"`
+}
+
+// Identity describes the workload certificate.
+type Identity struct {
+	SPIFFEID     string    `json:"spiffeID,omitempty"`
+	NotAfter     time.Time `json:"notAfter,omitzero"`
+	NextRotation time.Time `json:"nextRotation,omitzero"`
+	LastError    string    `json:"lastError,omitempty"`
+}
+
+// NameTable describes the table the proxy answers from.
+type NameTable struct {
+	Names    int       `json:"names"`
+	Version  string    `json:"version,omitempty"`
+	Source   string    `json:"source,omitempty"` // "control-plane", "disk", "file"
+	LastPush time.Time `json:"lastPush,omitzero"`
+}
+
+// Health is the readiness probe state reported to the control plane.
+type Health struct {
+	Probe   bool   `json:"probe"`
+	Healthy bool   `json:"healthy"`
+	Message string `json:"message,omitempty"`
+}
+
+// Sources are what the server reads on each request.
+type Sources struct {
+	// Ready returns nil when the agent is ready, or why it is not.
+	Ready func() error
+	// Report builds the current report.
+	Report func() Report
+	// Metrics write Prometheus text for each component.
+	Metrics []func(io.Writer)
+	// NameTable returns a JSON-encodable view of the served names.
+	NameTable func() any
+	// Config is the effective configuration.
+	Config any
+}
+
+// Server is the status HTTP server.
+type Server struct {
+	srv *http.Server
+	ln  net.Listener
+	log hclog.Logger
+}
+
+// Listen opens the status server on addr (e.g. 127.0.0.1:15020).
+func Listen(addr string, src Sources, log hclog.Logger) (*Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("status: listen on %s: %w; set status.listen to a free address or \"off\"", addr, err)
+	}
+	return &Server{srv: &http.Server{Handler: Handler(src), ReadHeaderTimeout: 5 * time.Second}, ln: ln, log: log}, nil
+}
+
+// Addr is the address the server listens on.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Serve serves until ctx ends.
+func (s *Server) Serve(ctx context.Context) error {
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = s.srv.Shutdown(sctx)
+	}()
+	if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// Handler returns the HTTP handler for src.
+func Handler(src Sources) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz/ready", func(w http.ResponseWriter, r *http.Request) {
+		if src.Ready != nil {
+			if err := src.Ready(); err != nil {
+				http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+				return
+			}
+		}
+		io.WriteString(w, "ready\n")
+	})
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+		for _, m := range src.Metrics {
+			m(w)
+		}
+	})
+	mux.HandleFunc("GET /debug/status", func(w http.ResponseWriter, r *http.Request) {
+		var rep Report
+		if src.Report != nil {
+			rep = src.Report()
+		}
+		writeJSON(w, rep)
+	})
+	mux.HandleFunc("GET /debug/nametable", func(w http.ResponseWriter, r *http.Request) {
+		var v any
+		if src.NameTable != nil {
+			v = src.NameTable()
+		}
+		writeJSON(w, v)
+	})
+	mux.HandleFunc("GET /debug/config", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, src.Config)
+	})
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// Fetch reads the report from a running agent's status server.
+func Fetch(ctx context.Context, addr string) (Report, error) {
+	var rep Report
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/debug/status", nil)
+	if err != nil {
+		return rep, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return rep, fmt.Errorf("status: no agent answers on %s (is onramp running? systemctl status onramp): %w", addr, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return rep, fmt.Errorf("status: %s answered %s", addr, resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&rep); err != nil {
+		return rep, fmt.Errorf("status: bad report from %s: %w", addr, err)
+	}
+	return rep, nil
+}
+
+// WriteText prints the report for humans.
+func (r Report) WriteText(w io.Writer) {
+	row := func(k, v string) { fmt.Fprintf(w, "%-16s %s\n", k+":", v) }
+	row("version", r.Version)
+	row("mode", r.Mode)
+	row("dns", fmt.Sprint(r.DNS.Listen))
+	if r.Mode == "control-plane" {
+		state := "disconnected"
+		if r.ControlPlane.Connected {
+			state = "connected since " + r.ControlPlane.Since.Format(time.RFC3339)
+		}
+		row("control plane", r.ControlPlane.Address+" ("+state+")")
+		if r.ControlPlane.LastError != "" {
+			row("last error", r.ControlPlane.LastError)
+		}
+		id := r.Identity.SPIFFEID
+		if id == "" {
+			id = "none"
+		} else if !r.Identity.NotAfter.IsZero() {
+			id += fmt.Sprintf(" (expires %s, rotates %s)", r.Identity.NotAfter.Format(time.RFC3339), r.Identity.NextRotation.Format(time.RFC3339))
+		}
+		row("identity", id)
+		if r.Identity.LastError != "" {
+			row("identity error", r.Identity.LastError)
+		}
+	}
+	nt := fmt.Sprintf("%d names", r.NameTable.Names)
+	if r.NameTable.Version != "" {
+		nt += ", version " + r.NameTable.Version
+	}
+	if r.NameTable.Source != "" {
+		nt += ", from " + r.NameTable.Source
+	}
+	if !r.NameTable.LastPush.IsZero() {
+		nt += ", last push " + r.NameTable.LastPush.Format(time.RFC3339)
+	}
+	row("name table", nt)
+	if r.Health.Probe {
+		h := "unhealthy"
+		if r.Health.Healthy {
+			h = "healthy"
+		}
+		if r.Health.Message != "" {
+			h += " (" + r.Health.Message + ")"
+		}
+		row("health", h)
+	}
+	if r.WorkloadEntry != "" {
+		row("workload entry", r.WorkloadEntry)
+	}
+}
