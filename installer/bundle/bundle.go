@@ -88,6 +88,12 @@ type Bundle struct {
 
 	// Hosts are the lines of the hosts file (istiod name -> gateway IP).
 	Hosts []HostEntry
+
+	// IPReason says how IP was chosen.
+	IPReason string
+	// Warnings are oddities that did not stop Load: unknown mesh.yaml fields,
+	// repeated cluster.env keys, a token audience other than istio-ca.
+	Warnings []string
 }
 
 // HostEntry is one line of the bundle's hosts file.
