@@ -1,0 +1,214 @@
+package xds
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
+	networkingv1alpha3 "istio.io/api/networking/v1alpha3"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/onramp-mesh/onramp/installer/bundle"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// testBundle is what bundle.Load makes of a typical istioctl bundle.
+func testBundle() *bundle.Bundle {
+	probe := &networkingv1alpha3.ReadinessProbe{
+		PeriodSeconds:    5,
+		FailureThreshold: 2,
+		HealthCheckMethod: &networkingv1alpha3.ReadinessProbe_HttpGet{HttpGet: &networkingv1alpha3.HTTPHealthCheckConfig{
+			Path: "/ready", Port: 8080,
+		}},
+	}
+	return &bundle.Bundle{
+		Dir:               "/etc/onramp/bundle",
+		DiscoveryAddress:  "istiod.istio-system.svc:15012",
+		Namespace:         "shop",
+		ServiceAccount:    "cart-sa",
+		TrustDomain:       "cluster.local",
+		ClusterID:         "east",
+		Network:           "vm-net",
+		MeshID:            "mesh1",
+		WorkloadName:      "cart",
+		Labels:            map[string]string{"app": "cart", "version": "v2"},
+		AutoRegisterGroup: "cart",
+		DNSCapture:        true,
+		IP:                netip.MustParseAddr("10.0.3.7"),
+		ProxyConfig: &meshv1alpha1.ProxyConfig{
+			DiscoveryAddress: "istiod.istio-system.svc:15012",
+			ProxyMetadata:    map[string]string{"ISTIO_META_DNS_CAPTURE": "true"},
+			ReadinessProbe:   probe,
+		},
+		ReadinessProbe: probe,
+		Meta: map[string]string{
+			"CLUSTER_ID":          "east",
+			"NETWORK":             "vm-net",
+			"MESH_ID":             "mesh1",
+			"WORKLOAD_NAME":       "cart",
+			"AUTO_REGISTER_GROUP": "cart",
+			"DNS_CAPTURE":         "true",
+			"INSTANCE_IPS":        "10.0.3.7,fd00::7,10.0.3.7",
+			"CUSTOM_FLAG":         "yes",
+		},
+		Env: map[string]string{
+			"POD_NAMESPACE":                  "shop",
+			"POD_NAME":                       "cart-vm-1",
+			"SERVICE_ACCOUNT":                "cart-sa",
+			"CANONICAL_SERVICE":              "cart",
+			"ISTIO_META_CLUSTER_ID":          "east",
+			"ISTIO_META_NETWORK":             "vm-net",
+			"ISTIO_META_MESH_ID":             "mesh1",
+			"ISTIO_META_WORKLOAD_NAME":       "cart",
+			"ISTIO_META_AUTO_REGISTER_GROUP": "cart",
+			"ISTIO_META_DNS_CAPTURE":         "true",
+			"ISTIO_META_INSTANCE_IPS":        "10.0.3.7,fd00::7,10.0.3.7",
+			"ISTIO_META_CUSTOM_FLAG":         "yes",
+			"ISTIO_METAJSON_LABELS":          `{"app":"cart","version":"v2"}`,
+			"ISTIO_METAJSON_ANNOTATIONS":     `{"sidecar.istio.io/interceptionMode":"NONE"}`,
+			"ISTIO_METAJSON_EXTRA_BOOL":      `true`,
+		},
+	}
+}
+
+func TestNodeFromBundleGolden(t *testing.T) {
+	node, err := NodeFromBundle(testBundle(), "1.26.2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "sidecar~10.0.3.7~cart-vm-1.shop~shop.svc.cluster.local"; node.GetId() != want {
+		t.Errorf("node id = %q, want %q", node.GetId(), want)
+	}
+	if node.GetCluster() != "cart.shop" {
+		t.Errorf("node cluster = %q, want cart.shop", node.GetCluster())
+	}
+	raw, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(node.GetMetadata())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// protojson output is deliberately unstable in whitespace; normalise it.
+	var v any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := json.MarshalIndent(v, "", "  ")
+	got = append(got, '\n')
+	golden := filepath.Join("testdata", "node_metadata.golden.json")
+	if *update {
+		if err := os.WriteFile(golden, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run go test -run Golden -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("node metadata differs from %s:\n--- got\n%s\n--- want\n%s", golden, got, want)
+	}
+}
+
+// The shapes istiod's NodeMetadata parser insists on.
+func TestNodeMetadataTypes(t *testing.T) {
+	node, err := NodeFromBundle(testBundle(), "1.26.2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := node.GetMetadata().GetFields()
+	for _, k := range []string{MetaNamespace, MetaServiceAccount, MetaInstanceIPs, MetaClusterID, MetaNetwork,
+		MetaMeshID, MetaIstioVersion, MetaWorkloadName, MetaDNSCapture, MetaAutoRegisterGroup, "CUSTOM_FLAG", "EXTRA_BOOL"} {
+		if f[k].GetStringValue() == "" {
+			t.Errorf("%s = %v, want a non-empty string", k, f[k])
+		}
+	}
+	if got := f[MetaDNSCapture].GetStringValue(); got != "true" {
+		t.Errorf("DNS_CAPTURE = %q, want the string \"true\"", got)
+	}
+	if got := f["EXTRA_BOOL"].GetStringValue(); got != "true" {
+		t.Errorf("EXTRA_BOOL = %v, want the string \"true\"", f["EXTRA_BOOL"])
+	}
+	if got := f[MetaInstanceIPs].GetStringValue(); got != "10.0.3.7,fd00::7" {
+		t.Errorf("INSTANCE_IPS = %q, want chosen IP first, deduplicated", got)
+	}
+	if f[MetaLabels].GetStructValue().GetFields()["version"].GetStringValue() != "v2" {
+		t.Errorf("LABELS = %v, want a map with version=v2", f[MetaLabels])
+	}
+	probe := f[MetaProxyConfig].GetStructValue().GetFields()["readinessProbe"].GetStructValue()
+	if probe.GetFields()["httpGet"].GetStructValue().GetFields()["port"].GetNumberValue() != 8080 {
+		t.Errorf("PROXY_CONFIG.readinessProbe = %v, want the group's httpGet probe", probe)
+	}
+}
+
+func TestNodeProbeFromBundleWhenProxyConfigLacksIt(t *testing.T) {
+	b := testBundle()
+	b.ProxyConfig = &meshv1alpha1.ProxyConfig{DiscoveryAddress: "x:1"}
+	node, err := NodeFromBundle(b, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := node.GetMetadata().GetFields()
+	if f[MetaProxyConfig].GetStructValue().GetFields()["readinessProbe"] == nil {
+		t.Errorf("PROXY_CONFIG lacks readinessProbe: %v", f[MetaProxyConfig])
+	}
+	if _, ok := f[MetaIstioVersion]; ok {
+		t.Errorf("ISTIO_VERSION sent although empty")
+	}
+	if b.ProxyConfig.ReadinessProbe != nil {
+		t.Errorf("NodeFromBundle modified the bundle's ProxyConfig")
+	}
+}
+
+func TestNodeNameFallsBackToHostname(t *testing.T) {
+	old := hostname
+	t.Cleanup(func() { hostname = old })
+	hostname = func() (string, error) { return "vm-17.example.internal", nil }
+	b := testBundle()
+	delete(b.Env, "POD_NAME")
+	node, err := NodeFromBundle(b, "1.26.2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "sidecar~10.0.3.7~vm-17.shop~shop.svc.cluster.local"; node.GetId() != want {
+		t.Errorf("node id = %q, want %q", node.GetId(), want)
+	}
+	hostname = func() (string, error) { return "", os.ErrNotExist }
+	node, err = NodeFromBundle(b, "1.26.2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "sidecar~10.0.3.7~cart.shop~shop.svc.cluster.local"; node.GetId() != want {
+		t.Errorf("without hostname: node id = %q, want %q", node.GetId(), want)
+	}
+}
+
+func TestNodeFromBundleErrors(t *testing.T) {
+	for name, tc := range map[string]struct {
+		edit func(b *bundle.Bundle)
+		want string
+	}{
+		"no ip":        {func(b *bundle.Bundle) { b.IP = netip.Addr{} }, "ISTIO_SVC_IP"},
+		"no namespace": {func(b *bundle.Bundle) { b.Namespace = "" }, "POD_NAMESPACE"},
+		"tilde":        {func(b *bundle.Bundle) { b.Env["POD_NAME"] = "a~b" }, "'~'"},
+		"bad json":     {func(b *bundle.Bundle) { b.Env["ISTIO_METAJSON_X"] = "{" }, "ISTIO_METAJSON_X"},
+		"labels array": {func(b *bundle.Bundle) { b.Labels = nil; b.Env["ISTIO_METAJSON_LABELS"] = "[1]" }, "LABELS"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			b := testBundle()
+			tc.edit(b)
+			_, err := NodeFromBundle(b, "1.26.2")
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want one mentioning %q", err, tc.want)
+			}
+		})
+	}
+	if _, err := NodeFromBundle(nil, ""); err == nil {
+		t.Fatal("nil bundle accepted")
+	}
+}
