@@ -1,0 +1,225 @@
+// Package demo runs the seed scenarios end to end, as `make demo` shows them:
+// the testbed control plane in one network namespace, a "VM" in another
+// running the real agent from a freshly minted bundle, and the seed names
+// resolved through the agent with dig, checked, and printed as a table.
+package demo
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/onramp-mesh/onramp/testbed/harness"
+	"github.com/onramp-mesh/onramp/testbed/netns"
+)
+
+// Addresses of the demo's two simulated hosts.
+var (
+	ControlPlaneIP = netip.MustParseAddr("10.250.0.1")
+	VMIP           = netip.MustParseAddr("10.250.0.2")
+)
+
+// Options configure a demo run.
+type Options struct {
+	Bin     harness.Binaries
+	MeshDir string    // Istio YAML of the sample mesh
+	Out     io.Writer // the report
+	Verbose bool      // echo the processes' logs
+}
+
+// Scenario is one name the demo resolves through the agent.
+type Scenario struct {
+	Story  string // where the name comes from
+	Name   string
+	Type   string // A, AAAA, PTR
+	Source string // "mesh" (answered from the name table) or "upstream"
+	// Check says what is wrong with the answer, or "".
+	Check func(DigResult) string
+}
+
+// Run runs the demo and returns an error when any scenario fails.
+func Run(ctx context.Context, o Options) error {
+	if err := netns.Available(); err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	work, err := os.MkdirTemp("", "onramp-demo-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	var echo io.Writer
+	if o.Verbose {
+		echo = os.Stderr
+	}
+	step := func(format string, args ...any) { fmt.Fprintf(o.Out, "==> "+format+"\n", args...) }
+
+	step("creating two hosts: control plane %s, VM %s (network namespaces)", ControlPlaneIP, VMIP)
+	cpNS, err := netns.New(netns.UniqueName("orcp"))
+	if err != nil {
+		return err
+	}
+	defer cpNS.Close()
+	vmNS, err := netns.New(netns.UniqueName("orvm"))
+	if err != nil {
+		return err
+	}
+	defer vmNS.Close()
+	if err := netns.Connect(cpNS, netip.PrefixFrom(ControlPlaneIP, 24), vmNS, netip.PrefixFrom(VMIP, 24)); err != nil {
+		return err
+	}
+
+	// The site's own DNS server, on the control-plane host: what the VM's
+	// resolv.conf names, and where non-mesh names go.
+	site, err := startSiteDNS(cpNS)
+	if err != nil {
+		return err
+	}
+	defer site.Shutdown()
+	if err := vmNS.SetResolvConf(fmt.Sprintf("nameserver %s\nsearch vm.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n", ControlPlaneIP)); err != nil {
+		return err
+	}
+
+	meshDir := filepath.Join(work, "mesh")
+	if err := copyDir(o.MeshDir, meshDir); err != nil {
+		return err
+	}
+	step("starting the testbed control plane (CA + ADS/NDS on :15012 TLS) with the sample mesh from %s", o.MeshDir)
+	cp, err := harness.StartControlPlane(ctx, o.Bin, cpNS, ControlPlaneIP, meshDir, filepath.Join(work, "cp-state"), 10*time.Second, echo)
+	if err != nil {
+		return err
+	}
+	defer cp.Stop()
+
+	bundleDir := filepath.Join(work, "bundle")
+	step("minting an onboarding bundle for WorkloadGroup vm/vm-group (as istioctl x workload entry configure)")
+	if err := cp.MintBundle(ctx, bundleDir, harness.BundleOptions{Group: "vm-group", Namespace: "vm", ServiceAccount: "vm-sa", VMIP: VMIP}); err != nil {
+		return err
+	}
+
+	step("starting the agent on the VM: onramp run --bundle %s", "bundle/")
+	agent, err := harness.StartAgent(o.Bin, vmNS, "127.0.0.1:15053", "127.0.0.1:15020", filepath.Join(work, "vm-state"), echo, "--bundle", bundleDir)
+	if err != nil {
+		return err
+	}
+	defer agent.Stop()
+	if err := agent.WaitReady(ctx, 30*time.Second); err != nil {
+		return err
+	}
+
+	step("resolving the seed scenarios through the agent (dig @127.0.0.1 -p 15053 on the VM)")
+	failed := 0
+	tw := tabwriter.NewWriter(o.Out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tTYPE\tANSWER\tSOURCE\tRESULT\tSTORY")
+	for _, s := range Scenarios() {
+		r, err := Dig(ctx, vmNS, "127.0.0.1", "15053", s.Name, s.Type)
+		problem := ""
+		if err != nil {
+			problem = err.Error()
+		} else if problem = s.Check(r); problem == "" {
+			got := "upstream"
+			if r.Authoritative {
+				got = "mesh"
+			}
+			if got != s.Source {
+				problem = "answered by " + got + ", want " + s.Source
+			}
+		}
+		result := "PASS"
+		if problem != "" {
+			result = "FAIL: " + problem
+			failed++
+		}
+		answer := strings.Join(r.Answers, ", ")
+		if answer == "" {
+			answer = "(" + r.Status + ", no records)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.Type, answer, s.Source, result, s.Story)
+	}
+	tw.Flush()
+
+	step("the WorkloadEntry the control plane auto-registered for the VM")
+	if err := printEntries(ctx, o.Out, cpNS, cp.DebugAddr()); err != nil {
+		return err
+	}
+	step("onramp status on the VM")
+	st, _ := vmNS.Command(ctx, o.Bin.Onramp, "status").CombinedOutput()
+	o.Out.Write(st)
+
+	step("tearing down")
+	agent.Stop()
+	cp.Stop()
+	if failed > 0 {
+		return fmt.Errorf("demo: %d scenario(s) failed", failed)
+	}
+	fmt.Fprintln(o.Out, "==> all scenarios passed")
+	return nil
+}
+
+func printEntries(ctx context.Context, w io.Writer, ns *netns.NS, debugAddr string) error {
+	code, body, err := harness.HTTPGet(ctx, ns.DialContext, "http://"+debugAddr+"/debug/workloadentries")
+	if err != nil || code != 200 {
+		return fmt.Errorf("demo: list workload entries: %d %v", code, err)
+	}
+	var pretty any
+	if json.Unmarshal(body, &pretty) == nil {
+		body, _ = json.MarshalIndent(pretty, "", "  ")
+	}
+	fmt.Fprintf(w, "%s\n", body)
+	return nil
+}
+
+// startSiteDNS serves the site's zone (example.org) on port 53 of the
+// control-plane host; every other name is NXDOMAIN.
+func startSiteDNS(ns *netns.NS) (*dns.Server, error) {
+	pc, err := ns.ListenPacket("udp", net.JoinHostPort(ControlPlaneIP.String(), "53"))
+	if err != nil {
+		return nil, err
+	}
+	mux := dns.NewServeMux()
+	mux.HandleFunc(".", func(w dns.ResponseWriter, q *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(q)
+		name := strings.ToLower(q.Question[0].Name)
+		if name == "www.example.org." && q.Question[0].Qtype == dns.TypeA {
+			rr, _ := dns.NewRR("www.example.org. 300 IN A 192.0.2.80")
+			m.Answer = append(m.Answer, rr)
+		} else if name != "www.example.org." {
+			m.Rcode = dns.RcodeNameError
+		}
+		w.WriteMsg(m)
+	})
+	srv := &dns.Server{PacketConn: pc, Handler: mux}
+	started := make(chan struct{})
+	srv.NotifyStartedFunc = func() { close(started) }
+	go srv.ActivateAndServe()
+	<-started
+	return srv, nil
+}
+
+func copyDir(src, dst string) error {
+	return filepath.Walk(src, func(p string, info os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		target := filepath.Join(dst, rel)
+		if info.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(target, b, 0o644)
+	})
+}
