@@ -32,8 +32,8 @@ func TestParse(t *testing.T) {
 	}{
 		{name: "empty", in: "", ndots: 1},
 		{
-			name: "typical",
-			in: "# generated\nnameserver 10.0.0.2\nnameserver 2001:db8::53\nsearch ns1.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n",
+			name:    "typical",
+			in:      "# generated\nnameserver 10.0.0.2\nnameserver 2001:db8::53\nsearch ns1.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n",
 			servers: aps("10.0.0.2:53", "[2001:db8::53]:53"),
 			search:  []string{"ns1.svc.cluster.local", "svc.cluster.local", "cluster.local"},
 			ndots:   5,
