@@ -148,7 +148,7 @@ func (s *Store) headlessEntries(svc *service, p Proxy, family func([]netip.Addr)
 			continue
 		}
 		short := ep.hostname + "." + svc.name
-		host := ep.hostname + "." + domain
+		host := short + "." + domain
 		// The same pod name may exist in several clusters: the proxy's own
 		// cluster wins.
 		if _, exists := table[host]; exists && ep.cluster != p.ClusterID {
