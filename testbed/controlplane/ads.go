@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/onramp-mesh/onramp/agent/xds/ndspb"
+	"github.com/onramp-mesh/onramp/testbed/mesh"
 	"github.com/onramp-mesh/onramp/workloadentry"
 )
 
@@ -224,8 +225,8 @@ func (s *Server) handleHealth(con *connection, req *discoveryv3.DiscoveryRequest
 	}
 }
 
-func (s *Server) proxyOf(n *NodeInfo) Proxy {
-	return Proxy{Namespace: n.Namespace, ClusterID: n.ClusterID, IPs: n.IPs, DNSCapture: n.DNSCapture}
+func (s *Server) proxyOf(n *NodeInfo) mesh.Proxy {
+	return mesh.Proxy{Namespace: n.Namespace, ClusterID: n.ClusterID, IPs: n.IPs, DNSCapture: n.DNSCapture, Labels: n.Labels}
 }
 
 func (s *Server) pushNDS(stream discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesServer, con *connection) error {

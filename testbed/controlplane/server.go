@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/netip"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -22,22 +21,15 @@ import (
 
 	"github.com/onramp-mesh/onramp/agent/xds/ndspb"
 	"github.com/onramp-mesh/onramp/testbed/ca"
+	"github.com/onramp-mesh/onramp/testbed/mesh"
 	"github.com/onramp-mesh/onramp/workloadentry"
 )
 
-// Proxy is what the mesh needs to compute one node's name table. Its fields
-// are those of testbed/mesh.Proxy, so one converts to the other.
-type Proxy struct {
-	Namespace, ClusterID string
-	IPs                  []netip.Addr
-	DNSCapture           bool
-}
-
-// Mesh is the configuration the control plane serves (testbed/mesh.Store
-// behind a small adapter).
+// Mesh is the configuration the control plane serves; *mesh.Store
+// implements it.
 type Mesh interface {
 	// NameTable is the NDS table for a proxy.
-	NameTable(p Proxy) *ndspb.NameTable
+	NameTable(p mesh.Proxy) *ndspb.NameTable
 	// WorkloadGroup returns a WorkloadGroup by namespace and name.
 	WorkloadGroup(namespace, name string) (*workloadentry.Group, bool)
 	// Version changes whenever the configuration does.
