@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -204,7 +205,7 @@ func parseFile(path string, data []byte, defaultCluster string, out *objects, se
 		}
 		var obj rawObject
 		if err := json.Unmarshal(js, &obj); err != nil {
-			return fmt.Errorf("mesh: %s: not a Kubernetes object (want apiVersion, kind, metadata): %v", src, err)
+			return fmt.Errorf("mesh: %s: not a Kubernetes object (want apiVersion, kind, metadata): %v", src, jsonFieldError("", err))
 		}
 		if obj.Kind == "" || obj.APIVersion == "" {
 			return fmt.Errorf("mesh: %s: field apiVersion or kind is missing", src)
@@ -255,7 +256,7 @@ func parseFile(path string, data []byte, defaultCluster string, out *objects, se
 			svc := &k8sServiceObj{meta: obj.Metadata, cluster: cluster, src: src}
 			if len(obj.Spec) > 0 {
 				if err := json.Unmarshal(obj.Spec, &svc.spec); err != nil {
-					return fail("spec: %v", err)
+					return fail("%v", jsonFieldError("spec", err))
 				}
 			}
 			ips, err := serviceIPs(svc, defaultCluster)
@@ -269,7 +270,7 @@ func parseFile(path string, data []byte, defaultCluster string, out *objects, se
 			ep := &k8sEndpointsObj{meta: obj.Metadata, cluster: cluster, src: src}
 			if len(obj.Subsets) > 0 {
 				if err := json.Unmarshal(obj.Subsets, &ep.subsets); err != nil {
-					return fail("subsets: %v", err)
+					return fail("%v", jsonFieldError("subsets", err))
 				}
 			}
 			for si, s := range ep.subsets {
@@ -291,6 +292,23 @@ func parseFile(path string, data []byte, defaultCluster string, out *objects, se
 		seen[key] = src
 	}
 	return nil
+}
+
+// jsonFieldError names the field of a type mismatch, e.g.
+// "spec.clusterIP: want string, got number (quote the value)".
+func jsonFieldError(prefix string, err error) error {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		field := te.Field
+		if prefix != "" {
+			field = prefix + "." + field
+		}
+		return fmt.Errorf("%s: want %s, got %s (quote values such as 10.1 or yes that YAML reads as numbers or booleans)", field, te.Type, te.Value)
+	}
+	if prefix != "" {
+		return fmt.Errorf("%s: %w", prefix, err)
+	}
+	return err
 }
 
 func stripComments(b []byte) []byte {
