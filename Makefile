@@ -25,6 +25,11 @@ test: deps build
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 15m ./...
 
+# bench compares onramp's DNS proxy with unbound, dnsmasq, CoreDNS and a UDP echo ceiling under dnsperf
+# (testbed/bench/README.md); BENCH_SECONDS=3 for a quick run.
+bench: deps
+	bash testbed/bench/bench.sh
+
 proto: deps
 	PATH="$$(dirname $$($(GO) tool -n protoc-gen-go)):$$PATH" protoc --go_out=. --go_opt=module=github.com/onramp-mesh/onramp agent/xds/ndspb/nds.proto
 
