@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/onramp-mesh/onramp/agent/nametable"
 	"github.com/onramp-mesh/onramp/agent/resolvconf"
 	"golang.org/x/sys/unix"
 )
@@ -94,10 +95,16 @@ func New(cfg Config, log hclog.Logger) (*Proxy, error) {
 	return p, nil
 }
 
-// SetTable installs the mesh name table (a *nametable.Index) atomically;
-// queries keep being answered during the swap. Until the first table,
+// SetTable installs the mesh name table atomically; queries keep being
+// answered during the swap. Until the first table (or after a nil one),
 // mesh names are forwarded like any other.
-func (p *Proxy) SetTable(t Table) { p.mesh.SetTable(t) }
+func (p *Proxy) SetTable(ix *nametable.Index) {
+	if ix == nil {
+		p.mesh.SetTable(nil)
+		return
+	}
+	p.mesh.SetTable(ix)
+}
 
 // Requests returns how many queries the proxy has received.
 func (p *Proxy) Requests() uint64 { return p.metrics.requests.load() }

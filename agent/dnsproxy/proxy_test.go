@@ -27,7 +27,7 @@ func TestMeshHitAndNODATA(t *testing.T) {
 		t.Fatalf("before the table: want the upstream's answer, got %v", r.Answer)
 	}
 
-	p.SetTable(newTestTable(meshNames))
+	p.mesh.SetTable(newTestTable(meshNames))
 	r = ask(t, addr, "ProductPage.NS1.svc.cluster.local", dns.TypeA)
 	if !r.Authoritative || r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 {
 		t.Fatalf("mesh hit: %v", r)
@@ -267,7 +267,7 @@ func TestIPv6Listener(t *testing.T) {
 	}
 	up := startUpstream(t, answerA("192.0.2.66", 60))
 	p, addr := startProxy(t, Config{Listen: []string{"[::1]:0"}, Upstreams: []string{up.addr}})
-	p.SetTable(newTestTable(meshNames))
+	p.mesh.SetTable(newTestTable(meshNames))
 	r := ask(t, addr, "reviews.ns1.svc.cluster.local", dns.TypeAAAA)
 	if len(r.Answer) != 1 || r.Answer[0].(*dns.AAAA).AAAA.String() != "fd00::11" {
 		t.Fatalf("IPv6 listener mesh answer %v", r)
@@ -315,7 +315,7 @@ func TestMalformedGetsFORMERR(t *testing.T) {
 func TestWritePrometheus(t *testing.T) {
 	up := startUpstream(t, answerA("192.0.2.1", 60))
 	p, addr := startProxy(t, Config{Upstreams: []string{up.addr}})
-	p.SetTable(newTestTable(meshNames))
+	p.mesh.SetTable(newTestTable(meshNames))
 	ask(t, addr, "productpage.ns1.svc.cluster.local", dns.TypeA)
 	ask(t, addr, "a.example.org", dns.TypeA)
 	ask(t, addr, "a.example.org", dns.TypeA)
