@@ -13,7 +13,7 @@ import (
 type sinkResponder struct{ out []byte }
 
 func (s *sinkResponder) reply(r *Request, resp []byte) { s.out = finalize(r, resp, 1232) }
-func (s *sinkResponder) detach(*Request) responder  { return s }
+func (s *sinkResponder) detach(*Request) responder     { return s }
 
 func packQuery(b testing.TB, name string, qtype uint16, edns bool) []byte {
 	q := new(dns.Msg)
