@@ -10,9 +10,9 @@ import (
 	"strings"
 	"testing"
 
+	"google.golang.org/protobuf/encoding/protojson"
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
 	networkingv1alpha3 "istio.io/api/networking/v1alpha3"
-	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/onramp-mesh/onramp/installer/bundle"
 )
