@@ -157,7 +157,10 @@ func (s *Store) Watch(ctx context.Context, onChange func()) error {
 			if !ok {
 				return errors.New("mesh: file watcher closed")
 			}
-			if !isConfigFile(filepath.Base(ev.Name)) || ev.Op == fsnotify.Chmod {
+			base := filepath.Base(ev.Name)
+			// "..data" is the symlink a Kubernetes ConfigMap volume swaps
+			// on update.
+			if (!isConfigFile(base) && base != "..data") || ev.Op == fsnotify.Chmod {
 				continue
 			}
 			s.log.Debug("config file changed", "file", ev.Name, "op", ev.Op.String())
