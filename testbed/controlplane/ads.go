@@ -3,11 +3,13 @@ package controlplane
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"sort"
 	"sync"
 	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -260,10 +262,11 @@ func (s *Server) pushNDS(stream discoveryv3.AggregatedDiscoveryService_StreamAgg
 	version := fmt.Sprintf("%s/%d", s.opts.Mesh.Version(), s.pushSeq.Add(1))
 	nonce := newNonce()
 	resp := &discoveryv3.DiscoveryResponse{
-		VersionInfo: version,
-		Resources:   []*anypb.Any{res},
-		TypeUrl:     ndspb.TypeURL,
-		Nonce:       nonce,
+		VersionInfo:  version,
+		Resources:    []*anypb.Any{res},
+		TypeUrl:      ndspb.TypeURL,
+		Nonce:        nonce,
+		ControlPlane: &corev3.ControlPlane{Identifier: s.controlPlaneID()},
 	}
 	if err := stream.Send(resp); err != nil {
 		return err
@@ -276,6 +279,17 @@ func (s *Server) pushNDS(stream discoveryv3.AggregatedDiscoveryService_StreamAgg
 	con.mu.Unlock()
 	s.log.Debug("ADS: pushed NDS", "conn", con.conID, "version", version, "names", len(table.GetTable()), "fault", string(fault.NDS))
 	return nil
+}
+
+// controlPlaneID is DiscoveryResponse.control_plane.identifier in istiod's
+// form: {"Component":"istiod","ID":<instance>,"Info":{...}}.
+func (s *Server) controlPlaneID() string {
+	b, _ := json.Marshal(map[string]any{
+		"Component": "istiod",
+		"ID":        s.opts.Controller,
+		"Info":      map[string]string{"version": "onramp-testbed", "status": "Clean"},
+	})
+	return string(b)
 }
 
 func newNonce() string {
