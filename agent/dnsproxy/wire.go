@@ -300,6 +300,9 @@ func appendOPT(msg []byte, size int, do bool) []byte {
 // stripOPT removes OPT records from the additional section of msg in place
 // and returns the shortened message.
 func stripOPT(msg []byte, qend int) ([]byte, error) {
+	if len(msg) < headerLen || qend > len(msg) {
+		return nil, errShort
+	}
 	if binary.BigEndian.Uint16(msg[10:]) == 0 {
 		return msg, nil
 	}
