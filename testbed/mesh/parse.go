@@ -259,7 +259,7 @@ func parseFile(path string, data []byte, defaultCluster string, out *objects, se
 					return fail("%v", jsonFieldError("spec", err))
 				}
 			}
-			ips, err := serviceIPs(svc, defaultCluster)
+			ips, err := serviceIPs(svc)
 			if err != nil {
 				return fail("%v", err)
 			}
@@ -397,7 +397,7 @@ func validateSidecar(sc *networkingv1alpha3.Sidecar) error {
 // serviceIPs returns the ClusterIPs of a Service per cluster: its own
 // cluster from spec.clusterIP(s), further clusters from AnnotationClusterIPs.
 // Headless and ExternalName services have none.
-func serviceIPs(svc *k8sServiceObj, defaultCluster string) (map[string][]netip.Addr, error) {
+func serviceIPs(svc *k8sServiceObj) (map[string][]netip.Addr, error) {
 	out := map[string][]netip.Addr{}
 	s := svc.spec
 	if s.Type == "ExternalName" {
