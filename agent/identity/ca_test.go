@@ -104,7 +104,10 @@ type testCA struct {
 	short   bool // return only the leaf
 }
 
-func startCA(t testing.TB) *testCA {
+func startCA(t testing.TB) *testCA { return startCAWith(t, false) }
+
+// startCAWith starts the CA; plaintext serves without TLS (15010-style).
+func startCAWith(t testing.TB, plaintext bool) *testCA {
 	t.Helper()
 	root := newAuthority(t, "mesh root")
 	ca := &testCA{t: t, root: root, signer: root}
@@ -119,12 +122,16 @@ func startCA(t testing.TB) *testCA {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := grpc.NewServer(grpc.Creds(credentials.NewTLS(&tls.Config{
-		Certificates: []tls.Certificate{scert},
-		ClientAuth:   tls.VerifyClientCertIfGiven,
-		ClientCAs:    root.pool,
-		MinVersion:   tls.VersionTLS12,
-	})))
+	var opts []grpc.ServerOption
+	if !plaintext {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(&tls.Config{
+			Certificates: []tls.Certificate{scert},
+			ClientAuth:   tls.VerifyClientCertIfGiven,
+			ClientCAs:    root.pool,
+			MinVersion:   tls.VersionTLS12,
+		})))
+	}
+	srv := grpc.NewServer(opts...)
 	securityv1alpha1.RegisterIstioCertificateServiceServer(srv, ca)
 	go srv.Serve(lis)
 	t.Cleanup(srv.Stop)

@@ -268,10 +268,13 @@ func rotationTime(notBefore, notAfter time.Time, r float64) time.Time {
 // background until ctx is cancelled. When neither a valid certificate nor a
 // usable token exists, the error matches ErrRebootstrap.
 func (m *Manager) Start(ctx context.Context) error {
-	if m.started {
+	m.mu.Lock()
+	again := m.started
+	m.started = true
+	m.mu.Unlock()
+	if again {
 		return errors.New("identity: Start called twice")
 	}
-	m.started = true
 	stored, storedErr := m.store.load(m.cfg.Roots, m.cfg.Now())
 	if stored != nil {
 		m.install(stored, "stored")

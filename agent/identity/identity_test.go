@@ -359,3 +359,28 @@ func TestRotationTime(t *testing.T) {
 		}
 	}
 }
+
+func TestPlaintextCAUsesTokenForRenewal(t *testing.T) {
+	ca := startCAWith(t, true)
+	tok := testToken(testSub, time.Now().Add(time.Hour))
+	cfg := testConfig(ca, t.TempDir(), tok)
+	cfg.Plaintext = true
+	cfg.Validity = 2 * time.Second
+	m, err := startManager(t, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for m.Status().Renewals < 1 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	calls := ca.callLog()
+	if len(calls) < 2 {
+		t.Fatalf("no renewal over plaintext: %+v", m.Status())
+	}
+	for i, c := range calls[:2] {
+		if len(c.auth) != 1 || c.auth[0] != "Bearer "+tok || len(c.peerURIs) != 0 {
+			t.Errorf("call %d: auth %q peer %q, want the token and no client cert", i, c.auth, c.peerURIs)
+		}
+	}
+}
