@@ -204,7 +204,7 @@ func TestInitialDelayHonoured(t *testing.T) {
 	begin := time.Now()
 	rec := start(t, &networkingv1alpha3.ReadinessProbe{
 		InitialDelaySeconds: 10, TimeoutSeconds: 100,
-		HealthCheckMethod:   httpProbe("127.0.0.1", app.port(t)),
+		HealthCheckMethod: httpProbe("127.0.0.1", app.port(t)),
 	})
 	e := rec.next(t)
 	if took := e.at.Sub(begin); !e.healthy || took < 10*unit {
