@@ -116,7 +116,9 @@ type Manager struct {
 	started   bool
 }
 
-// New checks cfg and returns a Manager; nothing happens until Start.
+// New checks cfg and returns a Manager; nothing happens until Start. log is
+// used as given (name it per component, e.g. log.Named("identity")); nil
+// discards logs.
 func New(cfg Config, log hclog.Logger) (*Manager, error) {
 	if log == nil {
 		log = hclog.NewNullLogger()
@@ -173,7 +175,7 @@ func New(cfg Config, log hclog.Logger) (*Manager, error) {
 	}
 	return &Manager{
 		cfg:   cfg,
-		log:   log.Named("identity"),
+		log:   log,
 		store: &store{dir: cfg.StateDir},
 		rng:   rand.Float64,
 		ready: make(chan struct{}),
