@@ -38,7 +38,7 @@ type Config struct {
 	// Address is istiod's host:port (15012 for TLS, 15010 plaintext).
 	Address string
 	// ServerName is the name istiod's certificate is verified against; empty
-	// means the host part of Address.
+	// means the host part of Address ("localhost" means istiod.istio-system.svc).
 	ServerName string
 	// Plaintext speaks ADS without TLS (istiod's 15010; tests and development).
 	Plaintext bool
@@ -134,6 +134,10 @@ func New(cfg Config, log hclog.Logger) (*Client, error) {
 	}
 	if cfg.ServerName == "" {
 		cfg.ServerName = host
+		if host == "localhost" {
+			// istiod's certificate never names localhost (port-forwarded setups).
+			cfg.ServerName = "istiod.istio-system.svc"
+		}
 	}
 	clusterID := cfg.ClusterID
 	if clusterID == "" {

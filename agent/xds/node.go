@@ -60,8 +60,9 @@ var hostname = os.Hostname
 // <name> is POD_NAME from cluster.env when set, else the host's short name (as
 // Istio's VM start script does), else WORKLOAD_NAME.
 //
-// Metadata starts from cluster.env: ISTIO_META_<KEY>=v gives <KEY>: "v" and
-// ISTIO_METAJSON_<KEY>=<json> gives <KEY>: <json value>. The bundle's parsed
+// Metadata starts from the agent's environment — mesh.yaml
+// defaultConfig.proxyMetadata overridden by cluster.env: ISTIO_META_<KEY>=v
+// gives <KEY>: "v" and ISTIO_METAJSON_<KEY>=<json> gives <KEY>: <json value>. The bundle's parsed
 // fields then override: NAMESPACE (POD_NAMESPACE), SERVICE_ACCOUNT, CLUSTER_ID,
 // NETWORK, MESH_ID, WORKLOAD_NAME, AUTO_REGISTER_GROUP, LABELS (a map),
 // INSTANCE_IPS (one comma-joined string, the chosen IP first: it names the
@@ -88,27 +89,36 @@ func NodeFromBundle(b *bundle.Bundle, istioVersion string) (*corev3.Node, error)
 		return nil, err
 	}
 
+	// The agent's environment as Istio's would see it: mesh.yaml
+	// proxyMetadata, overridden by cluster.env.
+	env := map[string]string{}
+	for k, v := range b.ProxyConfig.GetProxyMetadata() {
+		env[k] = v
+	}
+	for k, v := range b.Env {
+		env[k] = v
+	}
 	meta := map[string]any{}
-	// cluster.env first, in a fixed order so that a key given both ways
-	// resolves the same on every run: plain values, then JSON values.
-	for _, k := range sortedKeys(b.Env) {
+	// Plain values first, then JSON values, each in a fixed order, so that a
+	// key given both ways resolves the same on every run.
+	for _, k := range sortedKeys(env) {
 		if key, ok := strings.CutPrefix(k, envMetaPrefix); ok && key != "" {
-			meta[key] = b.Env[k]
+			meta[key] = env[k]
 		}
 	}
-	for k, v := range b.Meta { // bundle.Meta is ISTIO_META_* already stripped
+	for k, v := range b.Meta { // ISTIO_META_* of cluster.env, prefix stripped
 		if k != "" {
 			meta[k] = v
 		}
 	}
-	for _, k := range sortedKeys(b.Env) {
+	for _, k := range sortedKeys(env) {
 		key, ok := strings.CutPrefix(k, envMetaJSONPrefix)
 		if !ok || key == "" {
 			continue
 		}
 		var v any
-		if err := json.Unmarshal([]byte(b.Env[k]), &v); err != nil {
-			return nil, fmt.Errorf("xds: node: %s in %s is not valid JSON (%v); quote it as a JSON value, e.g. %s='{\"app\":\"web\"}'", k, bundle.FileClusterEnv, err, k)
+		if err := json.Unmarshal([]byte(env[k]), &v); err != nil {
+			return nil, fmt.Errorf("xds: node: %s (in %s or mesh.yaml proxyMetadata) is not valid JSON (%v); write a JSON value, e.g. %s='{\"app\":\"web\"}'", k, bundle.FileClusterEnv, err, k)
 		}
 		meta[key] = v
 	}

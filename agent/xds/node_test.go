@@ -44,7 +44,7 @@ func testBundle() *bundle.Bundle {
 		IP:                netip.MustParseAddr("10.0.3.7"),
 		ProxyConfig: &meshv1alpha1.ProxyConfig{
 			DiscoveryAddress: "istiod.istio-system.svc:15012",
-			ProxyMetadata:    map[string]string{"ISTIO_META_DNS_CAPTURE": "true"},
+			ProxyMetadata:    map[string]string{"ISTIO_META_DNS_CAPTURE": "true", "ISTIO_META_FROM_MESH": "m", "ISTIO_META_CUSTOM_FLAG": "overridden"},
 			ReadinessProbe:   probe,
 		},
 		ReadinessProbe: probe,
