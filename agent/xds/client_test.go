@@ -605,3 +605,22 @@ func TestDecodeNameTableRoundTrip(t *testing.T) {
 		t.Errorf("decoded %v, want %v", nt, &want)
 	}
 }
+
+func TestUnusableTokenWithoutCertIsReported(t *testing.T) {
+	t.Parallel()
+	pki := newTestPKI(t)
+	s := startADS(t, pki)
+	node, _ := NodeFromBundle(testBundle(), "1.26.2")
+	c, err := New(Config{Address: s.addr, ServerName: "istiod.istio-system.svc", Roots: pki.roots, Node: node,
+		Token:       func() (string, error) { return "", errors.New("istio-token expired at 2026-01-02T03:04:05Z") },
+		OnNameTable: func(string, *ndspb.NameTable) error { return nil }}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.backoff = backoff{min: 10 * time.Millisecond, max: 50 * time.Millisecond, stable: time.Second}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	go c.Run(ctx)
+	eventually(t, "token error in status", func() bool { return strings.Contains(c.Status().LastError, "istio-token expired") })
+	s.expectNone(t, 50*time.Millisecond)
+}
