@@ -146,7 +146,7 @@ func (p *Prober) probe(ctx context.Context) error {
 	defer cancel()
 	err := p.check(ctx)
 	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return fmt.Errorf("%s: no answer within %v: %w", p.desc, p.timeout, err)
+		return fmt.Errorf("%s: no answer within %v (timeoutSeconds)", p.desc, p.timeout)
 	}
 	return err
 }
