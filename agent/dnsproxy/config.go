@@ -2,6 +2,8 @@ package dnsproxy
 
 import (
 	"fmt"
+
+	"github.com/onramp-mesh/onramp/agent/resolvconf"
 	"net"
 	"net/netip"
 	"time"
@@ -20,6 +22,10 @@ type Config struct {
 	// IP:port. Empty means the host's own upstreams from resolv.conf (the
 	// real ones behind systemd-resolved), followed as the file changes.
 	Upstreams []string
+	// HostFiles says where the host's upstreams are read from when
+	// Upstreams is empty; the zero value means /etc/resolv.conf and
+	// systemd-resolved's /run/systemd/resolve/resolv.conf.
+	HostFiles resolvconf.Paths
 	// Stubs forward whole zones to their own servers, e.g.
 	// "internal." -> {"10.0.0.2"}.
 	Stubs map[string][]string

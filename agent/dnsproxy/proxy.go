@@ -265,7 +265,8 @@ func (p *Proxy) ServeConns(ctx context.Context, pcs []net.PacketConn, ls []net.L
 
 // followHost uses the host's upstream servers and follows their changes.
 func (p *Proxy) followHost(ctx context.Context, self []netip.AddrPort) {
-	paths := resolvconf.Paths{Exclude: append(append([]netip.AddrPort{}, resolvconf.DefaultExclude...), self...)}
+	paths := p.cfg.HostFiles
+	paths.Exclude = append(append(append([]netip.AddrPort{}, resolvconf.DefaultExclude...), paths.Exclude...), self...)
 	err := paths.WatchHost(ctx, func(path string, cfg *resolvconf.Config, err error) {
 		if err != nil {
 			p.log.Warn("cannot read the host's upstream servers; keeping the previous ones", "error", err)

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"net"
 	"net/netip"
+	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/onramp-mesh/onramp/agent/resolvconf"
 )
 
 var meshNames = map[string][]string{
@@ -338,4 +340,39 @@ func TestWritePrometheus(t *testing.T) {
 			t.Errorf("metrics lack %q:\n%s", want, out)
 		}
 	}
+}
+
+func TestFollowsHostResolvConf(t *testing.T) {
+	first := startUpstream(t, answerA("192.0.2.101", 0))
+	second := startUpstream(t, answerA("192.0.2.102", 0))
+	dir := t.TempDir()
+	conf := dir + "/resolv.conf"
+	write := func(server string) {
+		tmp := conf + ".new"
+		if err := os.WriteFile(tmp, []byte("nameserver "+server+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, conf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(first.addr)
+	_, addr := startProxy(t, Config{HostFiles: resolvconf.Paths{ResolvConf: conf, ResolvedUpstream: dir + "/none"}})
+	waitFor := func(want string) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			r := ask(t, addr, "host.example.org", dns.TypeA)
+			if len(r.Answer) == 1 && r.Answer[0].(*dns.A).A.String() == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("want the answer %s of the upstream in resolv.conf, got %v", want, r.Answer)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	waitFor("192.0.2.101")
+	write(second.addr)
+	waitFor("192.0.2.102")
 }
