@@ -50,7 +50,7 @@ func (h *histogram) observe(d time.Duration) {
 //	onramp_dns_upstream_latency_seconds        histogram of upstream round trips
 //	onramp_dns_upstream_failures_total         tries that timed out or failed
 //	onramp_dns_cache_entries, onramp_dns_cache_bytes, onramp_dns_cache_hit_ratio
-func (p *Proxy) WritePrometheus(w io.Writer) error {
+func (p *Proxy) WritePrometheus(w io.Writer) {
 	m := &p.metrics
 	hits, misses := p.cache.hits.load(), p.cache.misses.load()
 	stale := p.cache.stale.load()
@@ -100,7 +100,6 @@ func (p *Proxy) WritePrometheus(w io.Writer) error {
 	}
 	ew.printf("# HELP onramp_dns_cache_hit_ratio Cache hits over cache lookups since start.\n# TYPE onramp_dns_cache_hit_ratio gauge\n")
 	ew.printf("onramp_dns_cache_hit_ratio %g\n", ratio)
-	return ew.err
 }
 
 type errWriter struct {

@@ -52,7 +52,8 @@ type Proxy struct {
 	done      chan struct{}
 }
 
-// New checks cfg and builds a proxy; nothing is opened until Serve.
+// New checks cfg and builds a proxy; nothing is opened until Serve. log is
+// used as given (name it for the component, e.g. log.Named("dns")).
 func New(cfg Config, log hclog.Logger) (*Proxy, error) {
 	if log == nil {
 		log = hclog.NewNullLogger()
@@ -79,7 +80,6 @@ func New(cfg Config, log hclog.Logger) (*Proxy, error) {
 		}
 		stubs[z] = s
 	}
-	log = log.Named("dns")
 	p := &Proxy{
 		cfg:       cfg,
 		log:       log,
