@@ -12,10 +12,10 @@
 //
 //	gentable -n 10000 -out testbed/bench/out/10k
 //
-// Nine names in ten are Kubernetes services (svc-NNNNNN.ns-NNN.svc.cluster.local
-// in 10.96.0.0/12, 100 namespaces); every tenth is an External ServiceEntry
-// host (ext-NNNNNN.external.test in 240.240.0.0/16, Istio's auto-allocation
-// range). The output depends only on the flags.
+// The table is nametable.Synthetic(n) (Kubernetes services, dual-stack and
+// headless ones, per-pod names, ServiceEntry hosts with auto-allocated VIPs),
+// without its few wildcard hosts. Every name's addresses, IPv4 and IPv6, are
+// in every format; the queries ask for A. The output depends only on the flags.
 package main
 
 import (
@@ -26,62 +26,60 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"sort"
+	"strings"
 
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/onramp-mesh/onramp/agent/nametable"
 	"github.com/onramp-mesh/onramp/agent/xds/ndspb"
 )
 
-// Entry is one mesh name with its single address.
-type Entry struct {
-	Name      string // without the trailing dot
-	IP        netip.Addr
-	Registry  string // "Kubernetes" or "External"
-	Shortname string
-	Namespace string
+// Table is the mesh table every server gets: nametable.Synthetic(n), the
+// generator the agent's own benchmarks use, less its wildcard ServiceEntry
+// hosts ("*.wild-N.example.org"), which hosts files and unbound local-data
+// cannot express the same way.
+// It holds exactly n names: Synthetic is asked for as many more as there
+// were wildcards.
+func Table(n int) *ndspb.NameTable {
+	m := n
+	for {
+		t := nametable.Synthetic(m)
+		for name := range t.Table {
+			if strings.HasPrefix(name, "*.") {
+				delete(t.Table, name)
+			}
+		}
+		// Each step of m adds at most one name, so this never overshoots.
+		if len(t.Table) >= n || m > 2*n+10 {
+			return t
+		}
+		m += n - len(t.Table)
+	}
 }
 
-// Namespaces is how many namespaces the Kubernetes names are spread over.
-const Namespaces = 100
-
-// Entries returns the n synthetic table entries, in index order.
-func Entries(n int) []Entry {
-	out := make([]Entry, 0, n)
-	for i := 0; i < n; i++ {
-		if i%10 == 9 {
-			out = append(out, Entry{
-				Name:     fmt.Sprintf("ext-%06d.external.test", i),
-				IP:       netip.AddrFrom4([4]byte{240, 240, byte(i >> 8), byte(i)}),
-				Registry: "External",
-			})
-			continue
-		}
-		ns := fmt.Sprintf("ns-%03d", i%Namespaces)
-		short := fmt.Sprintf("svc-%06d", i)
-		v := uint32(10)<<24 | uint32(96)<<16 | uint32(i+1) // 10.96.0.0/12 holds a million names
-		out = append(out, Entry{
-			Name:      short + "." + ns + ".svc.cluster.local",
-			IP:        netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}),
-			Registry:  "Kubernetes",
-			Shortname: short,
-			Namespace: ns,
-		})
+// Names is the table's names, sorted.
+func Names(t *ndspb.NameTable) []string {
+	names := make([]string, 0, len(t.Table))
+	for name := range t.Table {
+		names = append(names, name)
 	}
-	return out
+	sort.Strings(names)
+	return names
 }
 
-// NameTable is the entries as the NDS message onramp serves.
-func NameTable(entries []Entry) *ndspb.NameTable {
-	t := &ndspb.NameTable{Table: make(map[string]*ndspb.NameInfo, len(entries))}
-	for _, e := range entries {
-		t.Table[e.Name] = &ndspb.NameInfo{
-			Ips:       []string{e.IP.String()},
-			Registry:  e.Registry,
-			Shortname: e.Shortname,
-			Namespace: e.Namespace,
+// addrs parses a name's addresses, IPv4 first, and says which are which.
+func addrs(info *ndspb.NameInfo) ([]netip.Addr, error) {
+	var out []netip.Addr
+	for _, s := range info.GetIps() {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, err
 		}
+		out = append(out, a)
 	}
-	return t
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Is4() && !out[j].Is4() })
+	return out, nil
 }
 
 // Zones of the names the upstream answers.
@@ -110,32 +108,49 @@ func Write(cfg Config) error {
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return fmt.Errorf("gentable: create output directory: %w", err)
 	}
-	entries := Entries(cfg.Names)
+	table := Table(cfg.Names)
+	names := Names(table)
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0x6f6e72616d70))
 
 	if !cfg.QueriesOnly {
-		js, err := protojson.MarshalOptions{Multiline: false}.Marshal(NameTable(entries))
+		js, err := protojson.Marshal(table)
 		if err != nil {
 			return fmt.Errorf("gentable: marshal NameTable: %w", err)
 		}
 		if err := os.WriteFile(filepath.Join(cfg.Dir, "onramp.json"), js, 0o644); err != nil {
 			return fmt.Errorf("gentable: %w", err)
 		}
-		if err := writeLines(cfg.Dir, "unbound.conf", len(entries), func(w *bufio.Writer, i int) {
-			fmt.Fprintf(w, "local-data: \"%s. %d IN A %s\"\n", entries[i].Name, cfg.TTL, entries[i].IP)
+		parsed := make([][]netip.Addr, len(names))
+		for i, name := range names {
+			a, err := addrs(table.Table[name])
+			if err != nil {
+				return fmt.Errorf("gentable: %s: %w", name, err)
+			}
+			parsed[i] = a
+		}
+		if err := writeLines(cfg.Dir, "unbound.conf", len(names), func(w *bufio.Writer, i int) {
+			for _, a := range parsed[i] {
+				typ := "A"
+				if !a.Is4() {
+					typ = "AAAA"
+				}
+				fmt.Fprintf(w, "local-data: \"%s. %d IN %s %s\"\n", names[i], cfg.TTL, typ, a)
+			}
 		}); err != nil {
 			return err
 		}
-		if err := writeLines(cfg.Dir, "hosts", len(entries), func(w *bufio.Writer, i int) {
-			fmt.Fprintf(w, "%s %s\n", entries[i].IP, entries[i].Name)
+		if err := writeLines(cfg.Dir, "hosts", len(names), func(w *bufio.Writer, i int) {
+			for _, a := range parsed[i] {
+				fmt.Fprintf(w, "%s %s\n", a, names[i])
+			}
 		}); err != nil {
 			return err
 		}
 	}
 
-	order := rng.Perm(len(entries))
+	order := rng.Perm(len(names))
 	if err := writeLines(cfg.Dir, "q-mesh.txt", len(order), func(w *bufio.Writer, i int) {
-		fmt.Fprintf(w, "%s A\n", entries[order[i]].Name)
+		fmt.Fprintf(w, "%s A\n", names[order[i]])
 	}); err != nil {
 		return err
 	}

@@ -27,8 +27,8 @@ func readLines(t *testing.T, path string) []string {
 	return out
 }
 
-// TestFormatsAgree checks that every format carries the same name→address
-// pairs and that the query files hold what each workload needs.
+// TestFormatsAgree checks that every format carries the same names and
+// addresses and that the query files hold what each workload needs.
 func TestFormatsAgree(t *testing.T) {
 	dir := t.TempDir()
 	cfg := Config{Names: 1000, Forwarded: 50, Misses: 300, LatMisses: 200, TTL: 30, Seed: 7, Dir: dir}
@@ -44,78 +44,90 @@ func TestFormatsAgree(t *testing.T) {
 		t.Fatalf("onramp.json is not a protojson NameTable: %v", err)
 	}
 	if len(nt.Table) != 1000 {
-		t.Fatalf("table has %d names, want 1000", len(nt.Table))
+		t.Fatalf("table has %d names, want exactly 1000", len(nt.Table))
 	}
-	want := map[string]string{}
-	kube := 0
+	// want: "name addr" pairs from onramp.json.
+	want := map[string]bool{}
+	v4names := map[string]bool{}
+	kube, ext := 0, 0
 	for name, info := range nt.Table {
-		if len(info.Ips) != 1 {
-			t.Fatalf("%s: %d addresses", name, len(info.Ips))
+		if strings.Contains(name, "*") {
+			t.Fatalf("wildcard %s left in the table", name)
 		}
-		want[name] = info.Ips[0]
 		switch info.Registry {
-		case "Kubernetes":
+		case ndspb.RegistryKubernetes:
 			kube++
-			if !strings.HasPrefix(name, info.Shortname+"."+info.Namespace+".svc.") {
-				t.Fatalf("%s: shortname %q namespace %q do not match", name, info.Shortname, info.Namespace)
+		case ndspb.RegistryExternal:
+			ext++
+		}
+		for _, ip := range info.Ips {
+			want[name+" "+ip] = true
+			if !strings.Contains(ip, ":") {
+				v4names[name] = true
 			}
-		case "External":
-		default:
-			t.Fatalf("%s: registry %q", name, info.Registry)
 		}
 	}
-	if kube != 900 {
-		t.Fatalf("%d Kubernetes names, want 900", kube)
-	}
-	seenIP := map[string]bool{}
-	for _, ip := range want {
-		if seenIP[ip] {
-			t.Fatalf("address %s used twice", ip)
-		}
-		seenIP[ip] = true
+	if kube == 0 || ext == 0 {
+		t.Fatalf("want both registries, got %d Kubernetes and %d External", kube, ext)
 	}
 
-	hosts := readLines(t, filepath.Join(dir, "hosts"))
-	if len(hosts) != len(want) {
-		t.Fatalf("hosts has %d lines", len(hosts))
-	}
-	for _, l := range hosts {
+	got := map[string]bool{}
+	for _, l := range readLines(t, filepath.Join(dir, "hosts")) {
 		f := strings.Fields(l)
-		if len(f) != 2 || want[f[1]] != f[0] {
-			t.Fatalf("hosts line %q disagrees with onramp.json (%s)", l, want[f[1]])
+		if len(f) != 2 {
+			t.Fatalf("hosts line %q", l)
+		}
+		got[f[1]+" "+f[0]] = true
+	}
+	if len(got) != len(want) {
+		t.Fatalf("hosts has %d pairs, onramp.json %d", len(got), len(want))
+	}
+	for p := range got {
+		if !want[p] {
+			t.Fatalf("hosts pair %q is not in onramp.json", p)
 		}
 	}
-	ub := readLines(t, filepath.Join(dir, "unbound.conf"))
-	if len(ub) != len(want) {
-		t.Fatalf("unbound.conf has %d lines", len(ub))
-	}
-	for _, l := range ub {
+	got = map[string]bool{}
+	for _, l := range readLines(t, filepath.Join(dir, "unbound.conf")) {
 		f := strings.Fields(strings.Trim(strings.TrimPrefix(l, "local-data: "), `"`))
-		if len(f) != 5 || f[1] != "30" || f[3] != "A" || want[strings.TrimSuffix(f[0], ".")] != f[4] {
-			t.Fatalf("unbound line %q disagrees with onramp.json", l)
+		if len(f) != 5 || f[1] != "30" || f[2] != "IN" || (f[3] != "A") == (f[3] != "AAAA") {
+			t.Fatalf("unbound line %q", l)
+		}
+		if (f[3] == "AAAA") != strings.Contains(f[4], ":") {
+			t.Fatalf("unbound line %q: type does not match the address", l)
+		}
+		got[strings.TrimSuffix(f[0], ".")+" "+f[4]] = true
+	}
+	if len(got) != len(want) {
+		t.Fatalf("unbound.conf has %d pairs, onramp.json %d", len(got), len(want))
+	}
+	for p := range got {
+		if !want[p] {
+			t.Fatalf("unbound pair %q is not in onramp.json", p)
 		}
 	}
-	mesh := readLines(t, filepath.Join(dir, "q-mesh.txt"))
+
 	seen := map[string]bool{}
-	for _, l := range mesh {
+	for _, l := range readLines(t, filepath.Join(dir, "q-mesh.txt")) {
 		name, typ, _ := strings.Cut(l, " ")
-		if typ != "A" || want[name] == "" || seen[name] {
+		if typ != "A" || nt.Table[name] == nil || seen[name] {
 			t.Fatalf("q-mesh line %q: not a table name, or repeated", l)
 		}
 		seen[name] = true
 	}
-	if len(seen) != len(want) {
-		t.Fatalf("q-mesh covers %d of %d names", len(seen), len(want))
+	if len(seen) != len(nt.Table) {
+		t.Fatalf("q-mesh covers %d of %d names", len(seen), len(nt.Table))
 	}
-	fwd := readLines(t, filepath.Join(dir, "q-fwd.txt"))
-	if len(fwd) != 50 {
-		t.Fatalf("q-fwd has %d lines", len(fwd))
+	for name := range seen {
+		if !v4names[name] {
+			t.Fatalf("q-mesh asks A of %s, which has no IPv4 address", name)
+		}
 	}
 	all := map[string]bool{}
 	for _, file := range []string{"q-fwd.txt", "q-miss.txt", "q-miss-lat.txt"} {
 		for _, l := range readLines(t, filepath.Join(dir, file)) {
 			name, _, _ := strings.Cut(l, " ")
-			if want[name] != "" || all[name] {
+			if nt.Table[name] != nil || all[name] {
 				t.Fatalf("%s: %q is in the table or repeated", file, name)
 			}
 			if !strings.HasSuffix(name, ".upstream.test") {

@@ -89,8 +89,8 @@ func Listen(addr string) (*Conn, error) {
 // when Listen was given port 0.
 func (c *Conn) LocalAddr() netip.AddrPort { return c.local }
 
-// Close makes Serve return within the receive timeout (200 ms) and then
-// releases the socket.
+// Close makes Serve return within the receive timeout (200 ms); Serve
+// releases the socket as it returns. A Conn is served once.
 func (c *Conn) Close() error {
 	c.closed.Store(true)
 	return nil
@@ -100,12 +100,12 @@ func (c *Conn) Close() error {
 // sends the non-empty replies back to their senders with one sendmmsg call.
 // It returns nil after Close, or the first unexpected socket error.
 func (c *Conn) Serve(batch int, h Handler) error {
+	defer unix.Close(c.fd)
 	if batch < 1 || batch > 1024 {
 		return fmt.Errorf("mmsg: batch %d out of range; use 1..1024", batch)
 	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	defer unix.Close(c.fd)
 
 	bufs := make([][]byte, batch)
 	iovs := make([]unix.Iovec, batch)

@@ -52,6 +52,9 @@ type workload struct {
 	Once bool
 }
 
+// settle is the pause before each measured run.
+const settle = time.Second
+
 var workloads = []workload{
 	{Key: "mesh", Title: "mesh-name hits", Queries: "q-mesh.txt", LatQueries: "q-mesh.txt", Warm: true},
 	{Key: "fwd", Title: "cache hits for forwarded names", Queries: "q-fwd.txt", LatQueries: "q-fwd.txt", Warm: true},
@@ -121,8 +124,8 @@ func main() {
 	flag.IntVar(&o.fixedQPS, "qps", 20000, "dnsperf -Q of the latency runs")
 	flag.IntVar(&o.serverCPU, "server-cpu", 0, "CPU the servers are pinned to")
 	flag.IntVar(&o.clientCPU, "client-cpu", 1, "CPU dnsperf and the upstream are pinned to")
-	flag.IntVar(&o.clients, "clients", 4, "dnsperf -c (client sockets)")
-	flag.IntVar(&o.outstanding, "outstanding", 256, "dnsperf -q (queries in flight)")
+	flag.IntVar(&o.clients, "clients", 2, "dnsperf -c (client sockets)")
+	flag.IntVar(&o.outstanding, "outstanding", 200, "dnsperf -q (queries in flight)")
 	flag.StringVar(&o.only, "servers", "onramp,unbound,dnsmasq,coredns,echo", "servers to run, comma-separated")
 	for _, s := range []string{"onramp", "unbound", "dnsmasq", "coredns", "echo"} {
 		flag.StringVar(new(string), s, "", s+" binary (not given: "+s+" is skipped)")
@@ -289,7 +292,7 @@ func run(ctx context.Context, o options) error {
 }
 
 // benchServer starts one server with the main table and runs every workload.
-func benchServer(ctx context.Context, o options, s *Server, r *ServerResult, t Table, upstream string, want map[string]string, meshNames, fwdNames []string) error {
+func benchServer(ctx context.Context, o options, s *Server, r *ServerResult, t Table, upstream string, want map[string][]string, meshNames, fwdNames []string) error {
 	port, err := freePort()
 	if err != nil {
 		return err
@@ -384,6 +387,7 @@ func measure(ctx context.Context, o options, c *child, addr string, t Table, w w
 			return fmt.Errorf("warm-up: %w", err)
 		}
 	}
+	time.Sleep(settle)
 	once := []string{}
 	if w.Once {
 		once = []string{"-n", "1"}
@@ -409,6 +413,9 @@ func measure(ctx context.Context, o options, c *child, addr string, t Table, w w
 		wr.ServerCPUShare = used / st.RunSeconds
 	}
 
+	// A pause lets a server finish what the last run left in flight
+	// (forwarded queries, timers) before the next run starts.
+	time.Sleep(settle)
 	latRaw := raw("latency")
 	before, err = cpuTicks(c.pid())
 	if err != nil {

@@ -101,6 +101,8 @@ func unboundConfig(t Table, port int, upstream, work string) string {
 	logfile: ""
 	module-config: "iterator"
 	num-queries-per-thread: 4096
+	so-rcvbuf: 4m
+	so-sndbuf: 4m
 	outgoing-range: 8192
 	msg-cache-size: 32m
 	rrset-cache-size: 32m
@@ -135,6 +137,7 @@ func dnsmasqCommand(t Table, port int, upstream, _ string) ([]string, error) {
 		"--listen-address=127.0.0.1", "--bind-interfaces",
 		fmt.Sprintf("--port=%d", port),
 		"--cache-size=20000", "--local-ttl=30", "--dns-forward-max=1000",
+		"--log-facility=-",
 	}, nil
 }
 
