@@ -108,7 +108,7 @@ func Default() Config {
 			UDPSize: 1232,
 			Cache: Cache{
 				MaxEntries:  100000,
-				MaxBytes:    32 << 20,
+				MaxBytes:    8 << 20,
 				MinTTL:      0,
 				MaxTTL:      Duration(time.Hour),
 				StaleWindow: Duration(24 * time.Hour),

@@ -12,7 +12,7 @@ import (
 type CacheConfig struct {
 	// MaxEntries bounds the number of cached answers. Default 100000.
 	MaxEntries int
-	// MaxBytes bounds the bytes the cached answers take. Default 32 MiB.
+	// MaxBytes bounds the bytes the cached answers take. Default 8 MiB.
 	MaxBytes int
 	// MinTTL raises shorter TTLs of cached answers. Default 0.
 	MinTTL time.Duration
@@ -34,7 +34,7 @@ func (c *CacheConfig) setDefaults() {
 		c.MaxEntries = 100000
 	}
 	if c.MaxBytes <= 0 {
-		c.MaxBytes = 32 << 20
+		c.MaxBytes = 8 << 20
 	}
 	if c.MaxTTL <= 0 {
 		c.MaxTTL = time.Hour

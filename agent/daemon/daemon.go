@@ -1,0 +1,335 @@
+// Package daemon wires onramp's components into the running agent. The whole
+// data path is assembled here, in Run:
+//
+//	control plane ──ADS/NDS──► xds.Client ──► install ──► nametable.Build ──► proxy.SetTable
+//	                                              │                              ▲
+//	                                              └──► nametable.Store.Save      │ (at start: last good table)
+//	                                                                             │
+//	applications ──DNS──► dnsproxy: mesh table ─► cache ─► forwarder ─► host's upstreams
+//
+// The identity manager keeps the workload certificate that authenticates the
+// ADS stream, the prober reports the WorkloadGroup's readiness probe as
+// health, and the status server exposes all of it on 127.0.0.1:15020.
+package daemon
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/onramp-mesh/onramp/agent/config"
+	"github.com/onramp-mesh/onramp/agent/dnsproxy"
+	"github.com/onramp-mesh/onramp/agent/health"
+	"github.com/onramp-mesh/onramp/agent/identity"
+	"github.com/onramp-mesh/onramp/agent/nametable"
+	"github.com/onramp-mesh/onramp/agent/resolvconf"
+	"github.com/onramp-mesh/onramp/agent/status"
+	"github.com/onramp-mesh/onramp/agent/xds"
+	"github.com/onramp-mesh/onramp/agent/xds/ndspb"
+	"github.com/onramp-mesh/onramp/installer/bundle"
+	"github.com/onramp-mesh/onramp/workloadentry"
+)
+
+// IstioVersion is the ISTIO_VERSION the agent reports in its node metadata.
+const IstioVersion = "1.28.0"
+
+// NewLogger builds the process logger from the log configuration.
+func NewLogger(c config.Log) hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{
+		Name:       "onramp",
+		Level:      hclog.LevelFromString(c.Level),
+		JSONFormat: c.JSON,
+		Output:     os.Stderr,
+	})
+}
+
+// agent holds the running components and what status reports about them.
+type agent struct {
+	cfg     config.Config
+	version string
+	log     hclog.Logger
+	host    nametable.HostContext
+	proxy   *dnsproxy.Proxy
+	store   *nametable.Store
+
+	mu       sync.Mutex
+	index    *nametable.Index
+	tableVer string
+	source   string
+	lastPush time.Time
+
+	bundle *bundle.Bundle
+	ids    *identity.Manager
+	ads    *xds.Client
+	health status.Health
+}
+
+// Run runs the agent until ctx ends.
+func Run(ctx context.Context, cfg config.Config, version string) error {
+	log := NewLogger(cfg.Log)
+	a := &agent{cfg: cfg, version: version, log: log, store: &nametable.Store{Dir: cfg.StateDir}}
+
+	if cfg.Bundle != "" {
+		b, err := bundle.Load(cfg.Bundle)
+		if err != nil {
+			return err
+		}
+		a.bundle = b
+	}
+	a.host = hostContext(cfg, a.bundle, log)
+
+	pcfg, err := proxyConfig(cfg)
+	if err != nil {
+		return err
+	}
+	proxy, err := dnsproxy.New(pcfg, log.Named("dns"))
+	if err != nil {
+		return err
+	}
+	a.proxy = proxy
+
+	// A table first, so DNS is ready at boot even with the control plane down.
+	switch {
+	case cfg.NameTable != "":
+		t, err := nametable.LoadJSON(cfg.NameTable)
+		if err != nil {
+			return err
+		}
+		if err := a.install("file", t, "file"); err != nil {
+			return fmt.Errorf("name table %s: %w", cfg.NameTable, err)
+		}
+	case a.bundle != nil:
+		if t, ver, err := a.store.Load(); err == nil {
+			if err := a.install(ver, t, "disk"); err != nil {
+				log.Warn("ignoring the stored name table", "dir", cfg.StateDir, "error", err)
+			}
+		} else if !errors.Is(err, os.ErrNotExist) {
+			log.Warn("ignoring the stored name table", "dir", cfg.StateDir, "error", err)
+		}
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 4)
+	var wg sync.WaitGroup
+	goRun := func(name string, f func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(ctx); err != nil && ctx.Err() == nil {
+				errc <- fmt.Errorf("%s: %w", name, err)
+			}
+		}()
+	}
+
+	goRun("dns", proxy.Serve)
+
+	if a.bundle != nil {
+		if err := a.startControlPlane(ctx, goRun); err != nil {
+			return err
+		}
+	}
+
+	if cfg.Status.Listen != "" && cfg.Status.Listen != "off" {
+		srv, err := status.Listen(cfg.Status.Listen, a.statusSources(), log.Named("status"))
+		if err != nil {
+			return err
+		}
+		goRun("status", srv.Serve)
+	}
+
+	health.Notify("READY=1")
+	log.Info("onramp is running", "dns", strings.Join(cfg.DNS.Listen, ","), "status", cfg.Status.Listen, "mode", a.mode())
+
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	health.Notify("STOPPING=1")
+	cancel()
+	wg.Wait()
+	return err
+}
+
+func (a *agent) mode() string {
+	if a.bundle != nil {
+		return "control-plane"
+	}
+	return "static"
+}
+
+// startControlPlane starts identity, the ADS client and the readiness prober.
+func (a *agent) startControlPlane(ctx context.Context, goRun func(string, func(context.Context) error)) error {
+	b, log := a.bundle, a.log
+	token := func() (string, error) { return b.Token, nil }
+
+	var clientCert func() (*tls.Certificate, error)
+	if !b.Plaintext || b.CAAddressExplicit {
+		ids, err := identity.New(identity.Config{
+			// istiod's plaintext port serves the CA without TLS too (development only).
+			CAAddress: b.CAAddress, ServerName: b.ServerName, Plaintext: strings.HasSuffix(b.CAAddress, ":15010"),
+			Roots: b.Roots, ClusterID: b.ClusterID,
+			TrustDomain: b.TrustDomain, Namespace: b.Namespace, ServiceAccount: b.ServiceAccount,
+			Token: token, KeyType: a.cfg.Identity.KeyType, Validity: a.cfg.Identity.Validity.D(),
+			StateDir: a.cfg.StateDir,
+		}, log.Named("identity"))
+		if err != nil {
+			return err
+		}
+		if err := ids.Start(ctx); err != nil {
+			return err
+		}
+		a.ids = ids
+		clientCert = ids.ClientCertificate
+	}
+
+	node, err := xds.NodeFromBundle(b, IstioVersion)
+	if err != nil {
+		return err
+	}
+	ads, err := xds.New(xds.Config{
+		Address: b.DiscoveryAddress, ServerName: b.ServerName, Plaintext: b.Plaintext, Roots: b.Roots,
+		ClientCertificate: clientCert, Token: token, ClusterID: b.ClusterID, Node: node,
+		OnNameTable: func(version string, t *ndspb.NameTable) error {
+			return a.install(version, t, "control-plane")
+		},
+	}, log.Named("xds"))
+	if err != nil {
+		return err
+	}
+	a.ads = ads
+	goRun("xds", ads.Run)
+
+	if b.ReadinessProbe != nil {
+		prober, err := health.NewProber(b.ReadinessProbe, log.Named("health"))
+		if err != nil {
+			return err
+		}
+		a.mu.Lock()
+		a.health.Probe = true
+		a.mu.Unlock()
+		goRun("health", func(ctx context.Context) error {
+			prober.Run(ctx, func(healthy bool, msg string) {
+				a.mu.Lock()
+				a.health.Healthy, a.health.Message = healthy, msg
+				a.mu.Unlock()
+				ads.SetHealth(healthy, msg)
+			})
+			return nil
+		})
+	}
+	return nil
+}
+
+// install builds an index from t off the query path, swaps it into the proxy
+// and keeps t as the last good table. A table that does not build changes
+// nothing and returns the reason (which ADS sends back as a NACK).
+func (a *agent) install(version string, t *ndspb.NameTable, source string) error {
+	start := time.Now()
+	ix, err := nametable.Build(t, a.host, nametable.Options{TTL: a.cfg.DNS.MeshTTL.D()})
+	if err != nil {
+		a.log.Error("rejected name table; keeping the previous one", "version", version, "source", source, "error", err)
+		return err
+	}
+	a.proxy.SetTable(ix)
+	a.mu.Lock()
+	a.index, a.tableVer, a.source, a.lastPush = ix, version, source, time.Now()
+	a.mu.Unlock()
+	a.log.Info("name table installed", "version", version, "source", source, "hosts", len(t.GetTable()), "names", ix.Len(), "took", time.Since(start).Round(time.Microsecond))
+	if source == "control-plane" {
+		if err := a.store.Save(t, version); err != nil {
+			a.log.Warn("could not keep the name table on disk; DNS still serves it", "dir", a.cfg.StateDir, "error", err)
+		}
+	}
+	return nil
+}
+
+func (a *agent) statusSources() status.Sources {
+	return status.Sources{
+		Ready: func() error {
+			a.mu.Lock()
+			defer a.mu.Unlock()
+			if a.index == nil {
+				return errors.New("no name table yet (waiting for the control plane)")
+			}
+			return nil
+		},
+		Report:  a.report,
+		Metrics: []func(w io.Writer){a.proxy.WritePrometheus},
+		NameTable: func() any {
+			a.mu.Lock()
+			ix := a.index
+			a.mu.Unlock()
+			if ix == nil {
+				return []string{}
+			}
+			return ix.Names()
+		},
+		Config: a.cfg,
+	}
+}
+
+func (a *agent) report() status.Report {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	r := status.Report{
+		Version: a.version,
+		Mode:    a.mode(),
+		DNS:     status.DNS{Listen: a.cfg.DNS.Listen, Upstreams: a.cfg.DNS.Upstreams},
+		Health:  a.health,
+		NameTable: status.NameTable{
+			Version: a.tableVer, Source: a.source, LastPush: a.lastPush,
+		},
+	}
+	if a.index != nil {
+		r.NameTable.Names = a.index.Len()
+	}
+	if a.bundle != nil {
+		b := a.bundle
+		r.WorkloadEntry = b.Namespace + "/" + workloadentry.Name(b.AutoRegisterGroup, b.IP, b.Network)
+		if b.AutoRegisterGroup == "" {
+			r.WorkloadEntry = ""
+		}
+		if a.ads != nil {
+			s := a.ads.Status()
+			r.ControlPlane = status.ControlPlane{
+				Address: b.DiscoveryAddress, Connected: s.Connected, Since: s.ConnectedSince,
+				LastError: s.LastError, Reconnects: s.Reconnects,
+			}
+		}
+		if a.ids != nil {
+			s := a.ids.Status()
+			r.Identity = status.Identity{SPIFFEID: s.SPIFFEID, NotAfter: s.NotAfter, NextRotation: s.NextRotation, LastError: s.LastError}
+		}
+	}
+	return r
+}
+
+// hostContext is what the host adds to the name table: the proxy's namespace
+// and the resolv.conf search list for one-round-trip CNAMEs.
+func hostContext(cfg config.Config, b *bundle.Bundle, log hclog.Logger) nametable.HostContext {
+	hc := nametable.HostContext{Namespace: cfg.DNS.Namespace, ClusterDomain: "cluster.local", Ndots: 1}
+	if b != nil {
+		hc.Namespace = b.Namespace
+	}
+	if hc.Namespace == "" {
+		hc.Namespace = "default"
+	}
+	if rc, err := resolvconf.ParseFile("/etc/resolv.conf"); err == nil {
+		hc.Search, hc.Ndots = rc.Search, rc.Ndots
+	} else {
+		log.Debug("no search list from /etc/resolv.conf", "error", err)
+	}
+	if len(cfg.DNS.SearchDomains) > 0 {
+		hc.Search = cfg.DNS.SearchDomains
+	}
+	return hc
+}
