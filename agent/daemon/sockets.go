@@ -70,4 +70,3 @@ func proxyConfig(c config.Config) (dnsproxy.Config, error) {
 		},
 	}, nil
 }
-

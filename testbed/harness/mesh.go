@@ -32,9 +32,11 @@ const (
 )
 
 // TLSAddr, PlaintextAddr and DebugAddr are the control plane's addresses.
-func (c *ControlPlane) TLSAddr() string       { return netip.AddrPortFrom(c.Host, PortTLS).String() }
-func (c *ControlPlane) PlaintextAddr() string { return netip.AddrPortFrom(c.Host, PortPlaintext).String() }
-func (c *ControlPlane) DebugAddr() string     { return netip.AddrPortFrom(c.Host, PortDebug).String() }
+func (c *ControlPlane) TLSAddr() string { return netip.AddrPortFrom(c.Host, PortTLS).String() }
+func (c *ControlPlane) PlaintextAddr() string {
+	return netip.AddrPortFrom(c.Host, PortPlaintext).String()
+}
+func (c *ControlPlane) DebugAddr() string { return netip.AddrPortFrom(c.Host, PortDebug).String() }
 
 // StartControlPlane starts the control plane on host (inside ns when not nil)
 // and waits until its debug endpoint answers.
