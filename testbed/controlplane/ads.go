@@ -268,15 +268,17 @@ func (s *Server) pushNDS(stream discoveryv3.AggregatedDiscoveryService_StreamAgg
 		Nonce:        nonce,
 		ControlPlane: &corev3.ControlPlane{Identifier: s.controlPlaneID()},
 	}
-	if err := stream.Send(resp); err != nil {
-		return err
-	}
-	s.stats.pushes.Add(1)
+	// Record before sending, so an ACK or a debug read that follows the
+	// response always finds it; a failed Send ends the stream anyway.
 	con.mu.Lock()
 	con.nds.SentVersion, con.nds.SentNonce, con.nds.SentAt = version, nonce, time.Now()
 	con.nds.Pushes++
 	con.nds.lastTable = table
 	con.mu.Unlock()
+	if err := stream.Send(resp); err != nil {
+		return err
+	}
+	s.stats.pushes.Add(1)
 	s.log.Debug("ADS: pushed NDS", "conn", con.conID, "version", version, "names", len(table.GetTable()), "fault", string(fault.NDS))
 	return nil
 }

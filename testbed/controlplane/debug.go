@@ -196,6 +196,15 @@ func (s *Server) debugHandler() http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(b)
 	})
+	mux.HandleFunc("GET /debug/stats", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, map[string]any{
+			"connections":        len(s.connections()),
+			"ndsPushes":          s.stats.pushes.Load(),
+			"certificatesIssued": s.stats.caIssued.Load(),
+			"caFailures":         s.stats.caFailures.Load(),
+			"workloadEntries":    len(s.registry.List()),
+		})
+	})
 	mux.HandleFunc("GET /debug/fault", func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		f := s.fault

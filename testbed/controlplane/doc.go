@@ -20,6 +20,6 @@
 //     stream ends, and HealthInformation requests set its Healthy condition.
 //
 // Debug HTTP: /healthz, /debug/ca, /debug/connections, /debug/workloadentries,
-// /debug/nametable?proxy=<node id>, POST /debug/fault?nds=malformed|wrongtype|none
+// /debug/nametable?proxy=<node id>, /debug/stats, POST /debug/fault?nds=malformed|wrongtype|none
 // and POST /debug/push.
 package controlplane

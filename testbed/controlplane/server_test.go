@@ -271,7 +271,8 @@ func openADS(t *testing.T, cc *grpc.ClientConn, token string, node *corev3.Node)
 		cancel()
 		t.Fatal(err)
 	}
-	if err := stream.Send(&discoveryv3.DiscoveryRequest{Node: node, TypeUrl: ndspb.TypeURL}); err != nil {
+	// io.EOF: the server already ended the stream; Recv returns its status.
+	if err := stream.Send(&discoveryv3.DiscoveryRequest{Node: node, TypeUrl: ndspb.TypeURL}); err != nil && err != io.EOF {
 		cancel()
 		t.Fatal(err)
 	}
@@ -446,6 +447,12 @@ func TestADSRejections(t *testing.T) {
 		a := openADS(t, tb.dialPlain(), "", vmNode("10.0.0.6", "ns1", nil))
 		if nt, _ := a.recvTable(); nt.GetTable()["productpage.ns1.svc.cluster.local"] == nil {
 			t.Fatalf("plaintext table %v", nt)
+		}
+	})
+	t.Run("plaintext token still checked", func(t *testing.T) {
+		a := openADS(t, tb.dialPlain(), vmTok, vmNode("10.0.0.6", "ns1", nil))
+		if code, msg := recvCode(t, a); code != codes.PermissionDenied {
+			t.Fatalf("got %s %q, want PermissionDenied", code, msg)
 		}
 	})
 	t.Run("delta unimplemented", func(t *testing.T) {

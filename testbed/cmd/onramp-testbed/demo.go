@@ -14,7 +14,7 @@ import (
 
 func runDemo(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	meshDir := fs.String("mesh", "testbed/mesh/testdata/demo", "Istio YAML of the sample mesh")
+	meshDir := fs.String("mesh", "", "directory of Istio YAML to serve (default: the embedded sample mesh)")
 	onramp := fs.String("onramp", "", "path of the onramp binary (default: next to this binary, else $PATH)")
 	verbose := fs.Bool("v", false, "echo the processes' logs")
 	if err := fs.Parse(args); err != nil {
