@@ -30,6 +30,10 @@ test: deps build
 bench: deps
 	bash testbed/bench/bench.sh
 
+# demo: the testbed control plane and a namespace VM running the agent resolve the seed scenarios (needs root).
+demo: deps build
+	$(BIN)/onramp-testbed demo
+
 proto: deps
 	PATH="$$(dirname $$($(GO) tool -n protoc-gen-go)):$$PATH" protoc --go_out=. --go_opt=module=github.com/onramp-mesh/onramp agent/xds/ndspb/nds.proto
 

@@ -69,7 +69,6 @@ type agent struct {
 	bundle *bundle.Bundle
 	ids    *identity.Manager
 	ads    *xds.Client
-	health status.Health
 }
 
 // Run runs the agent until ctx ends.
@@ -132,18 +131,20 @@ func Run(ctx context.Context, cfg config.Config, version string) error {
 
 	goRun("dns", proxy.Serve)
 
-	if a.bundle != nil {
-		if err := a.startControlPlane(ctx, goRun); err != nil {
-			return err
-		}
-	}
-
 	if cfg.Status.Listen != "" && cfg.Status.Listen != "off" {
 		srv, err := status.Listen(cfg.Status.Listen, a.statusSources(), log.Named("status"))
 		if err != nil {
 			return err
 		}
 		goRun("status", srv.Serve)
+	}
+
+	// DNS and status are up before the control plane is reached: the host
+	// resolves with the last good table while the CA or istiod are away.
+	if a.bundle != nil {
+		if err := a.startControlPlane(goRun); err != nil {
+			return err
+		}
 	}
 
 	health.Notify("READY=1")
@@ -167,7 +168,7 @@ func (a *agent) mode() string {
 }
 
 // startControlPlane starts identity, the ADS client and the readiness prober.
-func (a *agent) startControlPlane(ctx context.Context, goRun func(string, func(context.Context) error)) error {
+func (a *agent) startControlPlane(goRun func(string, func(context.Context) error)) error {
 	b, log := a.bundle, a.log
 	token := func() (string, error) { return b.Token, nil }
 
@@ -175,16 +176,13 @@ func (a *agent) startControlPlane(ctx context.Context, goRun func(string, func(c
 	if !b.Plaintext || b.CAAddressExplicit {
 		ids, err := identity.New(identity.Config{
 			// istiod's plaintext port serves the CA without TLS too (development only).
-			CAAddress: b.CAAddress, ServerName: b.ServerName, Plaintext: strings.HasSuffix(b.CAAddress, ":15010"),
+			CAAddress: b.DialAddress(b.CAAddress), ServerName: b.ServerName, Plaintext: strings.HasSuffix(b.CAAddress, ":15010"),
 			Roots: b.Roots, ClusterID: b.ClusterID,
 			TrustDomain: b.TrustDomain, Namespace: b.Namespace, ServiceAccount: b.ServiceAccount,
 			Token: token, KeyType: a.cfg.Identity.KeyType, Validity: a.cfg.Identity.Validity.D(),
 			StateDir: a.cfg.StateDir,
 		}, log.Named("identity"))
 		if err != nil {
-			return err
-		}
-		if err := ids.Start(ctx); err != nil {
 			return err
 		}
 		a.ids = ids
@@ -196,7 +194,7 @@ func (a *agent) startControlPlane(ctx context.Context, goRun func(string, func(c
 		return err
 	}
 	ads, err := xds.New(xds.Config{
-		Address: b.DiscoveryAddress, ServerName: b.ServerName, Plaintext: b.Plaintext, Roots: b.Roots,
+		Address: b.DialAddress(b.DiscoveryAddress), ServerName: b.ServerName, Plaintext: b.Plaintext, Roots: b.Roots,
 		ClientCertificate: clientCert, Token: token, ClusterID: b.ClusterID, Node: node,
 		OnNameTable: func(version string, t *ndspb.NameTable) error {
 			return a.install(version, t, "control-plane")
@@ -206,23 +204,23 @@ func (a *agent) startControlPlane(ctx context.Context, goRun func(string, func(c
 		return err
 	}
 	a.ads = ads
-	goRun("xds", ads.Run)
+	// The certificate first (from disk, or the CA with the bundle token), then the ADS stream it authenticates.
+	goRun("control plane", func(ctx context.Context) error {
+		if a.ids != nil {
+			if err := a.ids.Start(ctx); err != nil {
+				return err
+			}
+		}
+		return ads.Run(ctx)
+	})
 
 	if b.ReadinessProbe != nil {
 		prober, err := health.NewProber(b.ReadinessProbe, log.Named("health"))
 		if err != nil {
 			return err
 		}
-		a.mu.Lock()
-		a.health.Probe = true
-		a.mu.Unlock()
 		goRun("health", func(ctx context.Context) error {
-			prober.Run(ctx, func(healthy bool, msg string) {
-				a.mu.Lock()
-				a.health.Healthy, a.health.Message = healthy, msg
-				a.mu.Unlock()
-				ads.SetHealth(healthy, msg)
-			})
+			prober.Run(ctx, ads.SetHealth)
 			return nil
 		})
 	}
@@ -284,7 +282,6 @@ func (a *agent) report() status.Report {
 		Version: a.version,
 		Mode:    a.mode(),
 		DNS:     status.DNS{Listen: a.cfg.DNS.Listen, Upstreams: a.cfg.DNS.Upstreams},
-		Health:  a.health,
 		NameTable: status.NameTable{
 			Version: a.tableVer, Source: a.source, LastPush: a.lastPush,
 		},
@@ -303,6 +300,9 @@ func (a *agent) report() status.Report {
 			r.ControlPlane = status.ControlPlane{
 				Address: b.DiscoveryAddress, Connected: s.Connected, Since: s.ConnectedSince,
 				LastError: s.LastError, Reconnects: s.Reconnects,
+			}
+			if b.ReadinessProbe != nil {
+				r.Health = status.Health{Probe: true, Reported: s.HealthReported, Healthy: s.Healthy, Message: s.HealthMessage}
 			}
 		}
 		if a.ids != nil {

@@ -67,9 +67,10 @@ type NameTable struct {
 
 // Health is the readiness probe state reported to the control plane.
 type Health struct {
-	Probe   bool   `json:"probe"`
-	Healthy bool   `json:"healthy"`
-	Message string `json:"message,omitempty"`
+	Probe    bool   `json:"probe"`
+	Reported bool   `json:"reported"` // false until the probe has reached a threshold
+	Healthy  bool   `json:"healthy"`
+	Message  string `json:"message,omitempty"`
 }
 
 // Sources are what the server reads on each request.
@@ -224,7 +225,10 @@ func (r Report) WriteText(w io.Writer) {
 	row("name table", nt)
 	if r.Health.Probe {
 		h := "unhealthy"
-		if r.Health.Healthy {
+		switch {
+		case !r.Health.Reported:
+			h = "pending (probe has not reached a threshold yet)"
+		case r.Health.Healthy:
 			h = "healthy"
 		}
 		if r.Health.Message != "" {

@@ -7,6 +7,8 @@ package bundle
 
 import (
 	"crypto/x509"
+	"net"
+	"strings"
 	"net/netip"
 	"time"
 
@@ -100,4 +102,23 @@ type Bundle struct {
 type HostEntry struct {
 	IP    netip.Addr
 	Names []string
+}
+
+// DialAddress returns addr (host:port) with its host replaced by the address
+// the bundle's hosts file gives it, as Istio's VM install does by appending
+// that file to /etc/hosts, without touching /etc/hosts. The TLS server name
+// stays the host name. An address with no hosts entry is returned as it is.
+func (b *Bundle) DialAddress(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	for _, h := range b.Hosts {
+		for _, n := range h.Names {
+			if strings.EqualFold(strings.TrimSuffix(n, "."), strings.TrimSuffix(host, ".")) {
+				return net.JoinHostPort(h.IP.String(), port)
+			}
+		}
+	}
+	return addr
 }

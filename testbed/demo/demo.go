@@ -6,6 +6,8 @@ package demo
 
 import (
 	"context"
+	"embed"
+	"io/fs"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -23,6 +25,22 @@ import (
 	"github.com/onramp-mesh/onramp/testbed/netns"
 )
 
+// sampleMesh holds the seed articles' services as Istio YAML.
+//
+//go:embed mesh/*.yaml
+var sampleMesh embed.FS
+
+// SampleMesh is the directory of Istio YAML the demo serves by default.
+var SampleMesh = mustSub(sampleMesh, "mesh")
+
+func mustSub(f fs.FS, dir string) fs.FS {
+	sub, err := fs.Sub(f, dir)
+	if err != nil {
+		panic(err)
+	}
+	return sub
+}
+
 // Addresses of the demo's two simulated hosts.
 var (
 	ControlPlaneIP = netip.MustParseAddr("10.250.0.1")
@@ -32,7 +50,7 @@ var (
 // Options configure a demo run.
 type Options struct {
 	Bin     harness.Binaries
-	MeshDir string    // Istio YAML of the sample mesh
+	MeshDir string    // Istio YAML of the mesh; empty: the embedded sample mesh (mesh/)
 	Out     io.Writer // the report
 	Verbose bool      // echo the processes' logs
 }
@@ -90,10 +108,15 @@ func Run(ctx context.Context, o Options) error {
 	}
 
 	meshDir := filepath.Join(work, "mesh")
-	if err := copyDir(o.MeshDir, meshDir); err != nil {
+	var src fs.FS = SampleMesh
+	from := "the embedded sample mesh"
+	if o.MeshDir != "" {
+		src, from = os.DirFS(o.MeshDir), o.MeshDir
+	}
+	if err := os.CopyFS(meshDir, src); err != nil {
 		return err
 	}
-	step("starting the testbed control plane (CA + ADS/NDS on :15012 TLS) with the sample mesh from %s", o.MeshDir)
+	step("starting the testbed control plane (CA + ADS/NDS on :15012 TLS) with %s", from)
 	cp, err := harness.StartControlPlane(ctx, o.Bin, cpNS, ControlPlaneIP, meshDir, filepath.Join(work, "cp-state"), 10*time.Second, echo)
 	if err != nil {
 		return err
@@ -147,7 +170,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	tw.Flush()
 
-	step("the WorkloadEntry the control plane auto-registered for the VM")
+	step("the WorkloadEntry the control plane auto-registered for the VM, with the health the agent reported")
 	if err := printEntries(ctx, o.Out, cpNS, cp.DebugAddr()); err != nil {
 		return err
 	}
@@ -165,10 +188,20 @@ func Run(ctx context.Context, o Options) error {
 	return nil
 }
 
+// printEntries prints the control plane's WorkloadEntries once the VM's
+// health condition is there (the probe reports within a few seconds).
 func printEntries(ctx context.Context, w io.Writer, ns *netns.NS, debugAddr string) error {
-	code, body, err := harness.HTTPGet(ctx, ns.DialContext, "http://"+debugAddr+"/debug/workloadentries")
-	if err != nil || code != 200 {
-		return fmt.Errorf("demo: list workload entries: %d %v", code, err)
+	var body []byte
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		code, b, err := harness.HTTPGet(ctx, ns.DialContext, "http://"+debugAddr+"/debug/workloadentries")
+		if err != nil || code != 200 {
+			return fmt.Errorf("demo: list workload entries: %d %v", code, err)
+		}
+		body = b
+		if strings.Contains(string(b), `"Healthy"`) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 	var pretty any
 	if json.Unmarshal(body, &pretty) == nil {
@@ -204,22 +237,4 @@ func startSiteDNS(ns *netns.NS) (*dns.Server, error) {
 	go srv.ActivateAndServe()
 	<-started
 	return srv, nil
-}
-
-func copyDir(src, dst string) error {
-	return filepath.Walk(src, func(p string, info os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		target := filepath.Join(dst, rel)
-		if info.IsDir() {
-			return os.MkdirAll(target, 0o755)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(target, b, 0o644)
-	})
 }
