@@ -35,13 +35,14 @@ func runControlPlane(ctx context.Context, args []string) error {
 	}
 	log := newLogger(*logLevel)
 
-	authority, err := ca.New(ca.Options{StateDir: *state, TrustDomain: *trustDomain, MaxCertTTL: *certTTL}, log)
-	if err != nil {
-		return err
-	}
+	// The config is checked before any state is created.
 	store, err := mesh.Load(*config, mesh.Options{StatePath: filepath.Join(*state, "vips.json"), ClusterDomain: *clusterDomain}, log)
 	if err != nil {
 		return fmt.Errorf("load mesh config from %s: %w", *config, err)
+	}
+	authority, err := ca.New(ca.Options{StateDir: *state, TrustDomain: *trustDomain, MaxCertTTL: *certTTL}, log)
+	if err != nil {
+		return err
 	}
 	srv, err := controlplane.Start(controlplane.Options{
 		Authority:        authority,
