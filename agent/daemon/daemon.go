@@ -300,6 +300,7 @@ func (a *agent) report() status.Report {
 			r.ControlPlane = status.ControlPlane{
 				Address: b.DiscoveryAddress, Connected: s.Connected, Since: s.ConnectedSince,
 				LastError: s.LastError, Reconnects: s.Reconnects,
+				Accepted: s.Accepted, Rejected: s.Rejected, LastRejection: s.LastRejection,
 			}
 			if b.ReadinessProbe != nil {
 				r.Health = status.Health{Probe: true, Reported: s.HealthReported, Healthy: s.Healthy, Message: s.HealthMessage}

@@ -47,6 +47,10 @@ type ControlPlane struct {
 	Since      time.Time `json:"since,omitzero"`
 	LastError  string    `json:"lastError,omitempty"`
 	Reconnects int       `json:"reconnects"`
+	// Accepted and Rejected count name tables ACKed and NACKed; LastRejection says why the last one was NACKed.
+	Accepted      int    `json:"accepted"`
+	Rejected      int    `json:"rejected"`
+	LastRejection string `json:"lastRejection,omitempty"`
 }
 
 // Identity describes the workload certificate.
@@ -200,6 +204,9 @@ func (r Report) WriteText(w io.Writer) {
 		row("control plane", r.ControlPlane.Address+" ("+state+")")
 		if r.ControlPlane.LastError != "" {
 			row("last error", r.ControlPlane.LastError)
+		}
+		if r.ControlPlane.LastRejection != "" {
+			row("last rejected", r.ControlPlane.LastRejection)
 		}
 		id := r.Identity.SPIFFEID
 		if id == "" {
