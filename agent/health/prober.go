@@ -63,7 +63,7 @@ func newProber(p *networkingv1alpha3.ReadinessProbe, log hclog.Logger, second ti
 		timeout:          time.Duration(orDefault(p.GetTimeoutSeconds(), DefaultTimeoutSeconds)) * second,
 		successThreshold: int(orDefault(p.GetSuccessThreshold(), DefaultSuccessThreshold)),
 		failThreshold:    int(orDefault(p.GetFailureThreshold(), DefaultFailureThreshold)),
-		log:              log.Named("health"),
+		log:              log,
 	}
 	var err error
 	switch m := p.GetHealthCheckMethod().(type) {

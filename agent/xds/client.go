@@ -152,7 +152,7 @@ func New(cfg Config, log hclog.Logger) (*Client, error) {
 	return &Client{
 		cfg:       cfg,
 		clusterID: clusterID,
-		log:       log.Named("xds"),
+		log:       log,
 		backoff:   defaultBackoff,
 		healthCh:  make(chan struct{}, 1),
 		st:        Status{Address: cfg.Address},

@@ -175,15 +175,21 @@ func (e *env) dig(name, qtype string) demo.DigResult {
 
 func (e *env) status(a *harness.Agent) status.Report {
 	e.t.Helper()
-	var rep status.Report
-	code, body, err := harness.HTTPGet(e.ctx, e.vmNS.DialContext, "http://"+a.StatusAddr+"/debug/status")
-	if err != nil || code != 200 {
-		e.t.Fatalf("agent status: %d %v", code, err)
-	}
-	if err := json.Unmarshal(body, &rep); err != nil {
+	rep, err := e.tryStatus(a)
+	if err != nil {
 		e.t.Fatal(err)
 	}
 	return rep
+}
+
+// tryStatus reads the agent's report; the agent may not be listening yet.
+func (e *env) tryStatus(a *harness.Agent) (status.Report, error) {
+	var rep status.Report
+	code, body, err := harness.HTTPGet(e.ctx, e.vmNS.DialContext, "http://"+a.StatusAddr+"/debug/status")
+	if err != nil || code != 200 {
+		return rep, fmt.Errorf("agent status: %d %v", code, err)
+	}
+	return rep, json.Unmarshal(body, &rep)
 }
 
 // entry is a WorkloadEntry as the control plane's debug endpoint lists it.
@@ -223,8 +229,8 @@ func (e *env) post(path string) {
 	}
 }
 
-// eventually polls f every 50 ms until it returns "", failing with its last
-// complaint after timeout. It returns how long it took.
+// eventually polls f every 50 ms until it returns "" (no complaint), failing
+// with its last complaint after timeout. It returns how long it took.
 func (e *env) eventually(timeout time.Duration, what string, f func() string) time.Duration {
 	e.t.Helper()
 	start := time.Now()
