@@ -72,3 +72,29 @@ func TestControlPlaneRestartLosesNoAnswers(t *testing.T) {
 		return fmt.Sprintf("%+v", rep.ControlPlane)
 	})
 }
+
+// TestBootWithControlPlaneDownServesLastGoodTable: the agent restarts while
+// the control plane is away and answers mesh names from the table on disk.
+func TestBootWithControlPlaneDownServesLastGoodTable(t *testing.T) {
+	e := newEnv(t, 10*time.Second)
+	state := filepath.Join(e.work, "vm-state")
+	dir := e.bundle(harness.BundleOptions{})
+	a := e.agent(dir, state)
+	if err := a.WaitReady(e.ctx, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	a.Stop()
+	e.cp.Stop()
+
+	a = e.agent(dir, state)
+	if err := a.WaitReady(e.ctx, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.dig("productpage.ns1.svc.cluster.local", "A"); len(r.Answers) != 1 || r.Answers[0] != "A 10.96.0.12" {
+		t.Fatalf("with the control plane down: %+v", r)
+	}
+	rep := e.status(a)
+	if rep.NameTable.Source != "disk" || rep.ControlPlane.Connected {
+		t.Errorf("want the table from disk and no connection, got %+v / %+v", rep.NameTable, rep.ControlPlane)
+	}
+}
