@@ -304,7 +304,7 @@ func (m *Manager) bootstrap(ctx context.Context, why error) (*issued, error) {
 	c, err := m.obtain(ctx, tok, nil)
 	if err != nil {
 		if isUnauthenticated(err) {
-			return nil, fmt.Errorf("%w: the CA at %s refused the bundle token (%v); mint a fresh bundle with istioctl x workload entry configure and run onramp bootstrap --bundle DIR", ErrRebootstrap, m.cfg.CAAddress, err)
+			return nil, fmt.Errorf("%w: the CA at %s refused the bundle token (%v); mint a fresh bundle with istioctl x workload entry configure and start the agent with it (onramp run --bundle DIR)", ErrRebootstrap, m.cfg.CAAddress, err)
 		}
 		return nil, err
 	}
@@ -320,14 +320,14 @@ func (m *Manager) usableToken(why error) (string, error) {
 	}
 	tok, err := m.cfg.Token()
 	if err != nil {
-		return "", fmt.Errorf("%w: %s and the bundle token cannot be read (%v); run onramp bootstrap --bundle DIR with a fresh bundle from istioctl x workload entry configure", ErrRebootstrap, certState, err)
+		return "", fmt.Errorf("%w: %s and the bundle token cannot be read (%v); mint a fresh bundle with istioctl x workload entry configure and start the agent with it (onramp run --bundle DIR)", ErrRebootstrap, certState, err)
 	}
 	tok = strings.TrimSpace(tok)
 	if tok == "" {
-		return "", fmt.Errorf("%w: %s and the bundle token is empty; run onramp bootstrap --bundle DIR with a fresh bundle from istioctl x workload entry configure", ErrRebootstrap, certState)
+		return "", fmt.Errorf("%w: %s and the bundle token is empty; mint a fresh bundle with istioctl x workload entry configure and start the agent with it (onramp run --bundle DIR)", ErrRebootstrap, certState)
 	}
 	if exp, ok := tokenExpiry(tok); ok && !m.cfg.Now().Before(exp) {
-		return "", fmt.Errorf("%w: %s and the bundle token expired at %s; run onramp bootstrap --bundle DIR with a fresh bundle from istioctl x workload entry configure",
+		return "", fmt.Errorf("%w: %s and the bundle token expired at %s; mint a fresh bundle with istioctl x workload entry configure and start the agent with it (onramp run --bundle DIR)",
 			ErrRebootstrap, certState, exp.UTC().Format(time.RFC3339))
 	}
 	return tok, nil

@@ -212,7 +212,7 @@ func TestBothExpiredNeedsRebootstrap(t *testing.T) {
 	if !errors.Is(err, ErrRebootstrap) {
 		t.Fatalf("Start = %v, want ErrRebootstrap", err)
 	}
-	for _, want := range []string{"stored certificate expired", "token expired", "onramp bootstrap --bundle"} {
+	for _, want := range []string{"stored certificate expired", "token expired", "onramp run --bundle DIR"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("%q lacks %q", err, want)
 		}
