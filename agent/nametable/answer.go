@@ -102,6 +102,9 @@ func (ix *Index) resolve(q []byte) (n *node, target []byte) {
 	}
 	// Wildcards, most specific first.
 	for i := 1; i < ns; i++ {
+		if l := len(q) - int(starts[i]); ix.wildLn[l>>6]&(1<<(l&63)) == 0 {
+			continue
+		}
 		if n = ix.wild[string(q[starts[i]:])]; n != nil {
 			return n, nil
 		}
@@ -113,6 +116,9 @@ func (ix *Index) resolve(q []byte) (n *node, target []byte) {
 			continue
 		}
 		for i := 1; i < ns && int(starts[i]) < b; i++ {
+			if l := b - int(starts[i]); ix.wildLn[l>>6]&(1<<(l&63)) == 0 {
+				continue
+			}
 			if n = ix.wild[string(q[starts[i]:b])]; n != nil {
 				return n, q[:b]
 			}

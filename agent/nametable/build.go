@@ -61,6 +61,7 @@ const (
 type Index struct {
 	names  map[string]*node   // wire name (no final zero) -> node
 	wild   map[string]*node   // wire suffix after "*." (no final zero) -> node
+	wildLn [4]uint64          // set of the byte lengths of the wild keys
 	ptr    map[[16]byte]*node // IP (IPv4 as ::ffff:a.b.c.d) -> primary node
 	search []string           // wire search domains, no final zero, in order
 	recs   []byte             // record bodies of all nodes
@@ -301,6 +302,7 @@ func (ix *Index) layout(entries []parsedEntry) {
 		}
 		if e.wild {
 			ix.wild[n.fqdn] = n
+			ix.wildLn[len(n.fqdn)>>6] |= 1 << (len(n.fqdn) & 63)
 			continue
 		}
 		ix.names[n.fqdn] = n

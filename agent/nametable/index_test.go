@@ -483,7 +483,9 @@ func TestHeader(t *testing.T) {
 }
 
 func TestBuildRejects(t *testing.T) {
-	ext := func(ips ...string) *ndspb.NameInfo { return &ndspb.NameInfo{Ips: ips, Registry: ndspb.RegistryExternal} }
+	ext := func(ips ...string) *ndspb.NameInfo {
+		return &ndspb.NameInfo{Ips: ips, Registry: ndspb.RegistryExternal}
+	}
 	tests := []struct {
 		key  string
 		info *ndspb.NameInfo
