@@ -87,8 +87,12 @@ type ServerResult struct {
 	Binary    string                     `json:"binary,omitempty"`
 	Skipped   string                     `json:"skipped,omitempty"`
 	Workloads map[string]*WorkloadResult `json:"workloads,omitempty"`
-	// Memory is read after all workloads with the 10k-name table.
+	// Memory is read with the 10k-name table after the mesh and forwarded
+	// workloads: the table plus a cache of 10,000 forwarded names.
 	Memory Memory `json:"memory_10k"`
+	// MemoryAfterMisses is read after the cache-miss workload too, whose
+	// unique names fill the cache as far as the server lets it grow.
+	MemoryAfterMisses Memory `json:"memory_10k_after_misses"`
 	// Memory100k is read after one pass over a 100k-name table.
 	Memory100k *Memory `json:"memory_100k,omitempty"`
 	Error100k  string  `json:"error_100k,omitempty"`
@@ -244,12 +248,19 @@ func run(ctx context.Context, o options) error {
 			continue
 		}
 		r.Version = version(s)
+		if s.Name == "onramp" {
+			probeOnramp(s.Binary)
+		}
+		resolvBefore, _ := os.ReadFile("/etc/resolv.conf")
 		if err := benchServer(ctx, o, s, r, table, upstream, want, meshNames, fwdNames); err != nil {
 			r.Skipped = err.Error()
 			fmt.Fprintf(os.Stderr, "runner: %s: %v\n", s.Name, err)
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		if after, _ := os.ReadFile("/etc/resolv.conf"); string(after) != string(resolvBefore) {
+			return fmt.Errorf("/etc/resolv.conf changed while %s ran; the benchmark stops here (restore it from this copy):\n%s", s.Name, resolvBefore)
 		}
 		if o.table100k != "" && rss100k[s.Name] && r.Skipped == "" {
 			m, err := memoryWithTable(ctx, o, s, Table{Dir: o.table100k}, upstream)
@@ -337,6 +348,13 @@ func benchServer(ctx context.Context, o options, s *Server, r *ServerResult, t T
 		if done, err := c.exited(); done {
 			return fmt.Errorf("exited during the %s workload (%v); log %s:\n%s", w.Key, err, c.logPath, c.logTail())
 		}
+		if w.Key == "fwd" {
+			m, err := memory(c.pid())
+			if err != nil {
+				return err
+			}
+			r.Memory = m
+		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -345,7 +363,7 @@ func benchServer(ctx context.Context, o options, s *Server, r *ServerResult, t T
 	if err != nil {
 		return err
 	}
-	r.Memory = m
+	r.MemoryAfterMisses = m
 	return nil
 }
 

@@ -125,6 +125,9 @@ func evaluateTargets(res *Results) []Target {
 			}
 			t.Value = p.get(o.Latency)
 			t.Pass = t.Value <= t.Limit
+			if e := res.workload("echo", key); !t.Pass && e != nil && e.Latency.Answered > 0 && p.get(e.Latency) > t.Limit {
+				t.Note = fmt.Sprintf("the echo ceiling's %s is %.3f ms in this run: the machine's scheduling sets it, not only onramp", p.name, p.get(e.Latency))
+			}
 			ts = append(ts, t)
 		}
 	}
@@ -214,17 +217,18 @@ func printReport(w io.Writer, res *Results) {
 		tw.Flush()
 	}
 
-	fmt.Fprintf(w, "\n== resident memory (VmRSS; VmHWM is the peak) ==\n")
+	fmt.Fprintf(w, "\n== resident memory, VmRSS in MiB (%d names: after the mesh and forwarded workloads; after misses: with the miss workload's names cached too; %d names: after one pass) ==\n", res.Names, res.Names100k)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "server\tRSS %d names MiB\tratio\tpeak MiB\tRSS %d names MiB\tratio\tversion\t\n", res.Names, res.Names100k)
+	fmt.Fprintf(tw, "server\t%d names\tratio\tafter misses\tratio\t%d names\tratio\tversion\t\n", res.Names, res.Names100k)
 	bs := res.server(base)
 	for _, s := range res.Servers {
 		if s.Skipped != "" {
 			continue
 		}
-		var b10, b100 float64
+		var b10, bmiss, b100 float64
 		if bs != nil {
 			b10 = float64(bs.Memory.RSS)
+			bmiss = float64(bs.MemoryAfterMisses.RSS)
 			if bs.Memory100k != nil {
 				b100 = float64(bs.Memory100k.RSS)
 			}
@@ -233,8 +237,10 @@ func printReport(w io.Writer, res *Results) {
 		if s.Memory100k != nil {
 			r100 = float64(s.Memory100k.RSS)
 		}
-		fmt.Fprintf(tw, "%s\t%.1f\t%s\t%.1f\t%s\t%s\t%s\t\n", s.Name,
-			float64(s.Memory.RSS)/1024, ratio(float64(s.Memory.RSS), b10), float64(s.Memory.Peak)/1024,
+		miss := float64(s.MemoryAfterMisses.RSS)
+		fmt.Fprintf(tw, "%s\t%.1f\t%s\t%s\t%s\t%s\t%s\t%s\t\n", s.Name,
+			float64(s.Memory.RSS)/1024, ratio(float64(s.Memory.RSS), b10),
+			num(miss/1024, "%.1f"), ratio(miss, bmiss),
 			num(r100/1024, "%.1f"), ratio(r100, b100), s.Version)
 	}
 	tw.Flush()
