@@ -33,7 +33,7 @@ type roundRobin struct {
 // unless dst lacks capacity.
 func (ix *Index) AppendResponse(dst, query []byte, qend int, qname []byte, qtype uint16) ([]byte, bool) {
 	nl := len(qname)
-	if ix == nil || nl == 0 || nl > 255 || qname[nl-1] != 0 || qend != headerLen+nl+4 || len(query) < qend ||
+	if ix == nil || nl == 0 || nl > 255 || qname[nl-1] != 0 || qend != headerLen+nl+4 || len(query) < qend || query[qend-5] != 0 ||
 		query[2]&0x78 != 0 || query[qend-2] != 0 || query[qend-1] != 1 {
 		return dst, false
 	}
