@@ -4,6 +4,7 @@
 #
 # Environment:
 #   BENCH_SECONDS     dnsperf -l of every run (default 10; 3 for a quick run)
+#   BENCH_ROUNDS      rounds over all servers; figures are medians (default 3)
 #   BENCH_QPS         dnsperf -Q of the latency runs (default 20000)
 #   BENCH_SERVERS     servers to run (default onramp,unbound,dnsmasq,coredns,echo)
 #   BENCH_NICE        niceness of the servers, dnsperf and the upstream (default -10; 0 to leave it)
@@ -18,6 +19,7 @@ GO=${GO:-go}
 COREDNS_VERSION=v1.15.0
 SECS=${BENCH_SECONDS:-10}
 QPS=${BENCH_QPS:-20000}
+ROUNDS=${BENCH_ROUNDS:-3}
 SERVERS=${BENCH_SERVERS:-onramp,unbound,dnsmasq,coredns,echo}
 NICE=${BENCH_NICE:--10}
 SERVER_CPU=${BENCH_SERVER_CPU:-0}
@@ -89,7 +91,7 @@ fi
 PRIO=()
 if [ "$NICE" != 0 ] && [ "$(id -u)" = 0 ]; then PRIO=(nice -n "$NICE"); fi
 
-args=(-out "$OUT" -table "$OUT/table-10k" -table-100k "$OUT/table-100k" -seconds "$SECS" -qps "$QPS"
+args=(-out "$OUT" -table "$OUT/table-10k" -table-100k "$OUT/table-100k" -seconds "$SECS" -rounds "$ROUNDS" -qps "$QPS"
 	-server-cpu "$SERVER_CPU" -client-cpu "$CLIENT_CPU" -servers "$SERVERS"
 	-upstream "$OUT/bin/upstream" -echo "$OUT/bin/udpecho"
 	-unbound "$(command -v unbound)" -dnsmasq "$(command -v dnsmasq)")

@@ -29,15 +29,15 @@ import (
 
 // options are the runner's flags.
 type options struct {
-	out, table10k, table100k string
-	seconds, fixedQPS        int
-	serverCPU, clientCPU     int
-	clients, outstanding     int
-	only                     string
-	bins                     map[string]string
-	upstreamBin, dnsperfBin  string
-	goBench                  string
-	rss100k                  string
+	out, table10k, table100k  string
+	seconds, fixedQPS, rounds int
+	serverCPU, clientCPU      int
+	clients, outstanding      int
+	only                      string
+	bins                      map[string]string
+	upstreamBin, dnsperfBin   string
+	goBench                   string
+	rss100k                   string
 }
 
 // workload is one kind of query load.
@@ -64,6 +64,9 @@ var workloads = []workload{
 // WorkloadResult is one server's numbers for one workload.
 type WorkloadResult struct {
 	Skipped string `json:"skipped,omitempty"`
+	// Rounds is how many rounds the medians below are taken over (0 in a
+	// single round's own result).
+	Rounds int `json:"rounds,omitempty"`
 	// Throughput is the unthrottled dnsperf run.
 	Throughput PerfStats `json:"throughput"`
 	// CPUMicrosPerQuery is the server's utime+stime over the throughput
@@ -95,13 +98,18 @@ type ServerResult struct {
 	MemoryAfterMisses Memory `json:"memory_10k_after_misses"`
 	// Memory100k is read after one pass over a 100k-name table.
 	Memory100k *Memory `json:"memory_100k,omitempty"`
-	Error100k  string  `json:"error_100k,omitempty"`
+	// Rounds holds every round's own numbers; Workloads and Memory are
+	// their medians (memory: the first round's).
+	Rounds      []*RoundResult `json:"rounds,omitempty"`
+	RoundErrors []string       `json:"round_errors,omitempty"`
+	Error100k   string         `json:"error_100k,omitempty"`
 }
 
 // Results is results.json.
 type Results struct {
 	Started     time.Time       `json:"started"`
 	Seconds     int             `json:"seconds_per_run"`
+	Rounds      int             `json:"rounds"`
 	FixedQPS    int             `json:"fixed_qps"`
 	Names       int             `json:"names"`
 	Names100k   int             `json:"names_100k"`
@@ -125,6 +133,7 @@ func main() {
 	flag.StringVar(&o.table10k, "table", "testbed/bench/out/table-10k", "gentable directory of the main table")
 	flag.StringVar(&o.table100k, "table-100k", "testbed/bench/out/table-100k", "gentable directory of the 100k-name table (empty: skip)")
 	flag.IntVar(&o.seconds, "seconds", 10, "dnsperf -l for every run")
+	flag.IntVar(&o.rounds, "rounds", 3, "rounds over all servers; the report gives medians")
 	flag.IntVar(&o.fixedQPS, "qps", 20000, "dnsperf -Q of the latency runs")
 	flag.IntVar(&o.serverCPU, "server-cpu", 0, "CPU the servers are pinned to")
 	flag.IntVar(&o.clientCPU, "client-cpu", 1, "CPU dnsperf and the upstream are pinned to")
@@ -179,6 +188,9 @@ func run(ctx context.Context, o options) error {
 		}
 		*p = abs
 	}
+	if o.rounds < 1 || o.rounds > 9 {
+		return fmt.Errorf("-rounds %d: want 1..9", o.rounds)
+	}
 	if o.upstreamBin == "" {
 		return fmt.Errorf("-upstream: the loopback upstream binary is required (bench.sh builds it)")
 	}
@@ -192,7 +204,7 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	res := &Results{
-		Started: time.Now().UTC(), Seconds: o.seconds, FixedQPS: o.fixedQPS, Names: len(want),
+		Started: time.Now().UTC(), Seconds: o.seconds, Rounds: o.rounds, FixedQPS: o.fixedQPS, Names: len(want),
 		ServerCPU: o.serverCPU, ClientCPU: o.clientCPU,
 		DNSPerf:    fmt.Sprintf("-l %d -c %d -q %d -t 1", o.seconds, o.clients, o.outstanding),
 		Kernel:     firstLine("/proc/sys/kernel/osrelease"),
@@ -236,6 +248,11 @@ func run(ctx context.Context, o options) error {
 		rss100k[strings.TrimSpace(s)] = true
 	}
 	table := Table{Dir: o.table10k, Names: len(want)}
+	type entry struct {
+		s *Server
+		r *ServerResult
+	}
+	var list []entry
 	for _, s := range servers(o.bins) {
 		if !selected[s.Name] {
 			continue
@@ -251,24 +268,45 @@ func run(ctx context.Context, o options) error {
 		if s.Name == "onramp" {
 			probeOnramp(s.Binary)
 		}
-		resolvBefore, _ := os.ReadFile("/etc/resolv.conf")
-		if err := benchServer(ctx, o, s, r, table, upstream, want, meshNames, fwdNames); err != nil {
-			r.Skipped = err.Error()
-			fmt.Fprintf(os.Stderr, "runner: %s: %v\n", s.Name, err)
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if after, _ := os.ReadFile("/etc/resolv.conf"); string(after) != string(resolvBefore) {
-			return fmt.Errorf("/etc/resolv.conf changed while %s ran; the benchmark stops here (restore it from this copy):\n%s", s.Name, resolvBefore)
-		}
-		if o.table100k != "" && rss100k[s.Name] && r.Skipped == "" {
-			m, err := memoryWithTable(ctx, o, s, Table{Dir: o.table100k}, upstream)
+		list = append(list, entry{s, r})
+	}
+	// Rounds interleave the servers, so a stretch of interference from
+	// other work on the machine lands on different servers in different
+	// rounds; the report gives each figure's median over the rounds.
+	for round := 1; round <= o.rounds; round++ {
+		for _, e := range list {
+			if e.r.Skipped != "" {
+				continue
+			}
+			fmt.Fprintf(os.Stderr, "runner: round %d/%d: %s\n", round, o.rounds, e.s.Name)
+			resolvBefore, _ := os.ReadFile("/etc/resolv.conf")
+			rr, err := benchServer(ctx, o, e.s, round, table, upstream, want, meshNames, fwdNames)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if after, _ := os.ReadFile("/etc/resolv.conf"); string(after) != string(resolvBefore) {
+				return fmt.Errorf("/etc/resolv.conf changed while %s ran; the benchmark stops here (restore it from this copy):\n%s", e.s.Name, resolvBefore)
+			}
 			if err != nil {
-				r.Error100k = err.Error()
-				fmt.Fprintf(os.Stderr, "runner: %s with the 100k table: %v\n", s.Name, err)
+				fmt.Fprintf(os.Stderr, "runner: %s round %d: %v\n", e.s.Name, round, err)
+				e.r.RoundErrors = append(e.r.RoundErrors, fmt.Sprintf("round %d: %v", round, err))
+				if len(e.r.Rounds) == 0 {
+					e.r.Skipped = err.Error() // it never worked: do not retry
+				}
+				continue
+			}
+			e.r.Rounds = append(e.r.Rounds, rr)
+		}
+	}
+	for _, e := range list {
+		aggregate(e.r)
+		if o.table100k != "" && rss100k[e.s.Name] && e.r.Skipped == "" {
+			m, err := memoryWithTable(ctx, o, e.s, Table{Dir: o.table100k}, upstream)
+			if err != nil {
+				e.r.Error100k = err.Error()
+				fmt.Fprintf(os.Stderr, "runner: %s with the 100k table: %v\n", e.s.Name, err)
 			} else {
-				r.Memory100k = &m
+				e.r.Memory100k = &m
 			}
 		}
 	}
@@ -302,24 +340,34 @@ func run(ctx context.Context, o options) error {
 	return nil
 }
 
-// benchServer starts one server with the main table and runs every workload.
-func benchServer(ctx context.Context, o options, s *Server, r *ServerResult, t Table, upstream string, want map[string][]string, meshNames, fwdNames []string) error {
+// RoundResult is one server's numbers from one round.
+type RoundResult struct {
+	Round             int                        `json:"round"`
+	Workloads         map[string]*WorkloadResult `json:"workloads"`
+	Memory            Memory                     `json:"memory_10k"`
+	MemoryAfterMisses Memory                     `json:"memory_10k_after_misses"`
+}
+
+// benchServer starts one server with the main table, runs every workload
+// and stops it.
+func benchServer(ctx context.Context, o options, s *Server, round int, t Table, upstream string, want map[string][]string, meshNames, fwdNames []string) (*RoundResult, error) {
+	r := &RoundResult{Round: round, Workloads: map[string]*WorkloadResult{}}
 	port, err := freePort()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	args, err := s.Command(t, port, upstream, filepath.Join(o.out, "work"))
 	if err != nil {
-		return fmt.Errorf("configure: %w", err)
+		return nil, fmt.Errorf("configure: %w", err)
 	}
 	c, err := startPinned(s.Name, o.serverCPU, filepath.Join(o.out, "logs", s.Name+".log"), s.Binary, args...)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer c.stop()
 	if err := waitAnswering(c, addr, meshNames[0], 30*time.Second); err != nil {
-		return err
+		return nil, err
 	}
 	fmt.Fprintf(os.Stderr, "runner: %s (pid %d) answering on %s\n", s.Name, c.pid(), addr)
 	for _, w := range workloads {
@@ -341,30 +389,30 @@ func benchServer(ctx context.Context, o options, s *Server, r *ServerResult, t T
 				continue
 			}
 		}
-		if err := measure(ctx, o, c, addr, t, w, wr, s.Name); err != nil {
+		if err := measure(ctx, o, c, addr, t, w, wr, fmt.Sprintf("%s-r%d", s.Name, round)); err != nil {
 			wr.Skipped = err.Error()
 			fmt.Fprintf(os.Stderr, "runner: %s %s: %v\n", s.Name, w.Key, err)
 		}
 		if done, err := c.exited(); done {
-			return fmt.Errorf("exited during the %s workload (%v); log %s:\n%s", w.Key, err, c.logPath, c.logTail())
+			return nil, fmt.Errorf("exited during the %s workload (%v); log %s:\n%s", w.Key, err, c.logPath, c.logTail())
 		}
 		if w.Key == "fwd" {
 			m, err := memory(c.pid())
 			if err != nil {
-				return err
+				return nil, err
 			}
 			r.Memory = m
 		}
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return nil, ctx.Err()
 		}
 	}
 	m, err := memory(c.pid())
 	if err != nil {
-		return err
+		return nil, err
 	}
 	r.MemoryAfterMisses = m
-	return nil
+	return r, nil
 }
 
 // dnsperf runs one bounded dnsperf against addr on the client core.

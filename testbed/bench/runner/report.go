@@ -178,6 +178,7 @@ func printReport(w io.Writer, res *Results) {
 	fmt.Fprintf(w, "servers pinned to CPU %d; dnsperf and the loopback upstream to CPU %d; dnsperf %s; latency at -Q %d\n",
 		res.ServerCPU, res.ClientCPU, res.DNSPerf, res.FixedQPS)
 	fmt.Fprintf(w, "load average before: %s; after: %s\n", res.LoadBefore, res.LoadAfter)
+	fmt.Fprintf(w, "every figure is the median over %d round(s), the servers taking turns in each; results.json has every round\n", res.Rounds)
 	if base != "onramp" {
 		fmt.Fprintf(w, "NOTE: onramp did not run; ratios are to %s instead\n", base)
 	}
