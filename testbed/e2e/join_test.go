@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -157,5 +158,33 @@ func TestRestartKeepsIdentityAfterTokenExpiry(t *testing.T) {
 	}
 	if !strings.Contains(a.Output(), "stored") {
 		t.Errorf("agent should say it used the stored certificate:\n%s", tail(a.Output(), 20))
+	}
+}
+
+// TestPlaintextDevelopmentMode: with controlPlaneAuthPolicy NONE the agent
+// speaks plaintext ADS to :15010 with no certificate; registration and NDS
+// still work.
+func TestPlaintextDevelopmentMode(t *testing.T) {
+	e := newEnv(t, 10*time.Second)
+	state := filepath.Join(e.work, "vm-state")
+	a := e.agent(e.bundle(harness.BundleOptions{Plaintext: true}), state)
+	if err := a.WaitReady(e.ctx, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	rep := e.status(a)
+	if !rep.ControlPlane.Connected || !strings.HasSuffix(rep.ControlPlane.Address, ":15010") || rep.Identity.SPIFFEID != "" {
+		t.Errorf("plaintext mode: %+v %+v", rep.ControlPlane, rep.Identity)
+	}
+	if r := e.dig("productpage.ns1.svc.cluster.local", "A"); len(r.Answers) != 1 || r.Answers[0] != "A 10.96.0.12" {
+		t.Errorf("productpage: %+v", r)
+	}
+	e.eventually(5*time.Second, "registered", func() string {
+		if n := len(e.entries()); n != 1 {
+			return fmt.Sprintf("%d entries", n)
+		}
+		return ""
+	})
+	if _, err := os.Stat(filepath.Join(state, "cert-chain.pem")); err == nil {
+		t.Error("a certificate was requested although the bundle names no CA")
 	}
 }
