@@ -128,8 +128,11 @@ func runPinned(ctx context.Context, cpu int, timeout time.Duration, outPath stri
 	if cmd.ProcessState != nil {
 		cpuTime = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 	}
-	if ctx.Err() != nil {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return cpuTime, wall, fmt.Errorf("%s did not finish within %s (is the server under test hung?): %w", bin, timeout, ctx.Err())
+	}
+	if ctx.Err() != nil {
+		return cpuTime, wall, fmt.Errorf("%s stopped: %w", bin, ctx.Err())
 	}
 	if err != nil {
 		var ee *exec.ExitError

@@ -183,6 +183,7 @@ func printReport(w io.Writer, res *Results) {
 		fmt.Fprintf(w, "NOTE: onramp did not run; ratios are to %s instead\n", base)
 	}
 	fmt.Fprintf(w, "ratios are server/%s: QPS above 1.00x is faster than %s, CPU/query and latency above 1.00x cost more\n", base, base)
+	fmt.Fprintf(w, "QPS marked * was limited by dnsperf (it used >= %.0f%% of its core): compare CPU us/q there\n", clientBound*100)
 	for _, wl := range workloads {
 		fmt.Fprintf(w, "\n== %s (%s) ==\n", wl.Title, wl.Queries)
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -206,8 +207,12 @@ func printReport(w io.Writer, res *Results) {
 			if b != nil {
 				bq, bc, b50, b99 = b.Throughput.QPS, b.CPUMicrosPerQuery, b.Latency.P50, b.Latency.P99
 			}
-			fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%s\t%.0f%%\t%.0f%%\t%.1f%%\t%d\t%s\t%s\t%s\t%s\t%s\t%d\t\n",
-				s.Name, r.Throughput.QPS, ratio(r.Throughput.QPS, bq),
+			mark := ""
+			if r.ClientCPUShare >= clientBound {
+				mark = "*"
+			}
+			fmt.Fprintf(tw, "%s\t%.0f%s\t%s\t%s\t%s\t%.0f%%\t%.0f%%\t%.1f%%\t%d\t%s\t%s\t%s\t%s\t%s\t%d\t\n",
+				s.Name, r.Throughput.QPS, mark, ratio(r.Throughput.QPS, bq),
 				num(r.CPUMicrosPerQuery, "%.2f"), ratio(r.CPUMicrosPerQuery, bc),
 				r.ServerCPUShare*100, r.ClientCPUShare*100,
 				r.Throughput.NoErrorShare()*100, r.Throughput.Lost,
