@@ -187,7 +187,7 @@ func printReport(w io.Writer, res *Results) {
 	for _, wl := range workloads {
 		fmt.Fprintf(w, "\n== %s (%s) ==\n", wl.Title, wl.Queries)
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintf(tw, "server\tQPS\tratio\tCPU us/q\tratio\tsrv CPU\tdnsperf CPU\tNOERROR\tlost\tp50 ms\tratio\tp99 ms\tratio\tp99.9 ms\tlat lost\t\n")
+		fmt.Fprintf(tw, "server\tQPS\tratio\tCPU us/q\tratio\tsrv CPU\tdnsperf CPU\tNOERROR\tlost\tp50 ms\tratio\tp99 ms\tratio\tp99.9 ms\tlat lost\tus/q@%dk\tratio\t\n", res.FixedQPS/1000)
 		b := res.workload(base, wl.Key)
 		for _, s := range res.Servers {
 			if s.Skipped != "" {
@@ -203,22 +203,23 @@ func printReport(w io.Writer, res *Results) {
 				fmt.Fprintf(tw, "%s\tskipped: %s\t\n", s.Name, firstOf(why))
 				continue
 			}
-			var bq, bc, b50, b99 float64
+			var bq, bc, b50, b99, blc float64
 			if b != nil {
-				bq, bc, b50, b99 = b.Throughput.QPS, b.CPUMicrosPerQuery, b.Latency.P50, b.Latency.P99
+				bq, bc, b50, b99, blc = b.Throughput.QPS, b.CPUMicrosPerQuery, b.Latency.P50, b.Latency.P99, b.LatencyCPUMicrosPerQuery
 			}
 			mark := ""
 			if r.ClientCPUShare >= clientBound {
 				mark = "*"
 			}
-			fmt.Fprintf(tw, "%s\t%.0f%s\t%s\t%s\t%s\t%.0f%%\t%.0f%%\t%.1f%%\t%d\t%s\t%s\t%s\t%s\t%s\t%d\t\n",
+			fmt.Fprintf(tw, "%s\t%.0f%s\t%s\t%s\t%s\t%.0f%%\t%.0f%%\t%.1f%%\t%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t\n",
 				s.Name, r.Throughput.QPS, mark, ratio(r.Throughput.QPS, bq),
 				num(r.CPUMicrosPerQuery, "%.2f"), ratio(r.CPUMicrosPerQuery, bc),
 				r.ServerCPUShare*100, r.ClientCPUShare*100,
 				r.Throughput.NoErrorShare()*100, r.Throughput.Lost,
 				num(r.Latency.P50, "%.3f"), ratio(r.Latency.P50, b50),
 				num(r.Latency.P99, "%.3f"), ratio(r.Latency.P99, b99),
-				num(r.Latency.P999, "%.3f"), r.Latency.Timeouts)
+				num(r.Latency.P999, "%.3f"), r.Latency.Timeouts,
+				num(r.LatencyCPUMicrosPerQuery, "%.1f"), ratio(r.LatencyCPUMicrosPerQuery, blc))
 		}
 		tw.Flush()
 	}
