@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -247,6 +248,10 @@ func (a *agent) install(version string, t *ndspb.NameTable, source string) error
 			a.log.Warn("could not keep the name table on disk; DNS still serves it", "dir", a.cfg.StateDir, "error", err)
 		}
 	}
+	// Decoding and indexing a table leaves as much garbage as the table
+	// itself; once the callers have let go of it, hand it back to the OS
+	// instead of keeping it resident.
+	time.AfterFunc(time.Second, debug.FreeOSMemory)
 	return nil
 }
 
