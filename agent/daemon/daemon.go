@@ -148,14 +148,17 @@ func Run(ctx context.Context, cfg config.Config, version string) error {
 		}
 	}
 
-	health.Notify("READY=1")
+	// Under systemd (Type=notify, WatchdogSec=) the agent says when it is
+	// ready and keeps pinging the watchdog; elsewhere both do nothing.
+	goRun("watchdog", func(ctx context.Context) error { return health.RunWatchdog(ctx, nil, log) })
+	health.Notify(health.NotifyReady)
 	log.Info("onramp is running", "dns", strings.Join(cfg.DNS.Listen, ","), "status", cfg.Status.Listen, "mode", a.mode())
 
 	select {
 	case <-ctx.Done():
 	case err = <-errc:
 	}
-	health.Notify("STOPPING=1")
+	health.Notify(health.NotifyStopping)
 	cancel()
 	wg.Wait()
 	return err
