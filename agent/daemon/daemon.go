@@ -251,9 +251,10 @@ func (a *agent) install(version string, t *ndspb.NameTable, source string) error
 			a.log.Warn("could not keep the name table on disk; DNS still serves it", "dir", a.cfg.StateDir, "error", err)
 		}
 	}
-	// Decoding and indexing a table leaves as much garbage as the table
-	// itself; once the callers have let go of it, hand it back to the OS
-	// instead of keeping it resident.
+	// Decoding and indexing a table leaves several times the index in
+	// garbage. Hand it back to the OS now instead of keeping it resident,
+	// and once more when the caller has let go of the decoded table.
+	debug.FreeOSMemory()
 	time.AfterFunc(time.Second, debug.FreeOSMemory)
 	return nil
 }
