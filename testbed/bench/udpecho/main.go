@@ -33,7 +33,7 @@ func echo(buf []byte, n int) int {
 func main() {
 	listen := flag.String("listen", "127.0.0.1:20054", "UDP address to echo on (loopback only)")
 	batch := flag.Int("batch", 64, "datagrams per recvmmsg/sendmmsg call")
-	sockets := flag.Int("sockets", 1, "SO_REUSEPORT sockets, each served by its own thread")
+	sockets := flag.Int("sockets", 1, "SO_REUSEPORT sockets, each served by its own goroutine")
 	flag.Parse()
 
 	var conns []*mmsg.Conn
