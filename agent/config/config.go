@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/onramp-mesh/onramp/agent/dnsproxy"
 )
 
 // DefaultPath is where the agent looks for its configuration file.
@@ -166,7 +168,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	for _, a := range c.DNS.Upstreams {
-		if _, err := ParseServer(a); err != nil {
+		if _, err := dnsproxy.ParseServer(a); err != nil {
 			return fmt.Errorf("dns.upstreams: %w", err)
 		}
 	}
@@ -175,7 +177,7 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("dns.stubs: zone %q needs a name and at least one server", zone)
 		}
 		for _, a := range servers {
-			if _, err := ParseServer(a); err != nil {
+			if _, err := dnsproxy.ParseServer(a); err != nil {
 				return fmt.Errorf("dns.stubs[%s]: %w", zone, err)
 			}
 		}
@@ -208,17 +210,6 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("log.level: %q is not trace, debug, info, warn or error", c.Log.Level)
 	}
 	return nil
-}
-
-// ParseServer parses an upstream given as IP or IP:port (port 53 by default).
-func ParseServer(s string) (netip.AddrPort, error) {
-	if ap, err := netip.ParseAddrPort(s); err == nil {
-		return ap, nil
-	}
-	if a, err := netip.ParseAddr(strings.Trim(s, "[]")); err == nil {
-		return netip.AddrPortFrom(a, 53), nil
-	}
-	return netip.AddrPort{}, fmt.Errorf("%q is not an IP or IP:port (e.g. 10.0.0.2 or [fd00::2]:53)", s)
 }
 
 // Duration is a time.Duration written as "30s", "5m" or "1h" in YAML.

@@ -88,18 +88,6 @@ func TestBadValuesAreClearErrors(t *testing.T) {
 	}
 }
 
-func TestParseServer(t *testing.T) {
-	for in, want := range map[string]string{
-		"10.0.0.2": "10.0.0.2:53", "10.0.0.2:5353": "10.0.0.2:5353",
-		"fd00::2": "[fd00::2]:53", "[fd00::2]:54": "[fd00::2]:54",
-	} {
-		got, err := ParseServer(in)
-		if err != nil || got.String() != want {
-			t.Errorf("ParseServer(%q) = %v, %v; want %s", in, got, err, want)
-		}
-	}
-}
-
 func FuzzParse(f *testing.F) {
 	f.Add([]byte("dns:\n  listen: [\"127.0.0.1:15053\"]\n"))
 	f.Add([]byte("stateDir: /x\nlog: {level: info}\n"))

@@ -16,6 +16,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/miekg/dns"
+
+	"github.com/onramp-mesh/onramp/agent/resolvconf"
 )
 
 // upstreamUDPSize is the EDNS payload size the forwarder advertises.
@@ -93,7 +95,7 @@ func (f *Forwarder) setSelf(self []netip.AddrPort) {
 // isSelf reports whether ap would send queries back to the proxy (or to
 // the systemd-resolved stub, which may route them back to it).
 func (f *Forwarder) isSelf(ap netip.AddrPort) bool {
-	if ap.Addr() == netip.MustParseAddr("127.0.0.53") || ap.Addr() == netip.MustParseAddr("127.0.0.54") {
+	if resolvconf.IsResolvedStub(ap) {
 		return true
 	}
 	for _, s := range f.self {
