@@ -7,6 +7,7 @@ func aggregate(r *ServerResult) {
 	if len(r.Rounds) == 0 {
 		return
 	}
+	r.MemoryServing = r.Rounds[0].MemoryServing
 	r.Memory = r.Rounds[0].Memory
 	r.MemoryAfterMisses = r.Rounds[0].MemoryAfterMisses
 	for _, w := range workloads {

@@ -90,6 +90,9 @@ type ServerResult struct {
 	Binary    string                     `json:"binary,omitempty"`
 	Skipped   string                     `json:"skipped,omitempty"`
 	Workloads map[string]*WorkloadResult `json:"workloads,omitempty"`
+	// MemoryServing is read with the 10k-name table after the mesh
+	// workload: the table loaded and served. The RSS target is read here.
+	MemoryServing Memory `json:"memory_10k_serving"`
 	// Memory is read with the 10k-name table after the mesh and forwarded
 	// workloads: the table plus a cache of 10,000 forwarded names.
 	Memory Memory `json:"memory_10k"`
@@ -344,6 +347,7 @@ func run(ctx context.Context, o options) error {
 type RoundResult struct {
 	Round             int                        `json:"round"`
 	Workloads         map[string]*WorkloadResult `json:"workloads"`
+	MemoryServing     Memory                     `json:"memory_10k_serving"`
 	Memory            Memory                     `json:"memory_10k"`
 	MemoryAfterMisses Memory                     `json:"memory_10k_after_misses"`
 }
@@ -396,12 +400,16 @@ func benchServer(ctx context.Context, o options, s *Server, round int, t Table, 
 		if done, err := c.exited(); done {
 			return nil, fmt.Errorf("exited during the %s workload (%v); log %s:\n%s", w.Key, err, c.logPath, c.logTail())
 		}
-		if w.Key == "fwd" {
+		if w.Key == "mesh" || w.Key == "fwd" {
 			m, err := memory(c.pid())
 			if err != nil {
 				return nil, err
 			}
-			r.Memory = m
+			if w.Key == "mesh" {
+				r.MemoryServing = m
+			} else {
+				r.Memory = m
+			}
 		}
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
