@@ -85,7 +85,7 @@ func waitAnswering(c *child, addr, name string, timeout time.Duration) error {
 	q := new(dns.Msg)
 	q.SetQuestion(dns.Fqdn(name), dns.TypeA)
 	for time.Now().Before(deadline) {
-		if done, err := c.exited(); done {
+		if done, err := c.Exited(); done {
 			return fmt.Errorf("%s exited before answering (%v); its log %s ends with:\n%s", c.name, err, c.logPath, c.logTail())
 		}
 		if _, _, err := cl.Exchange(q, addr); err == nil {

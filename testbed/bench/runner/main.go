@@ -373,7 +373,7 @@ func benchServer(ctx context.Context, o options, s *Server, round int, t Table, 
 	if err := waitAnswering(c, addr, meshNames[0], 30*time.Second); err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(os.Stderr, "runner: %s (pid %d) answering on %s\n", s.Name, c.pid(), addr)
+	fmt.Fprintf(os.Stderr, "runner: %s (pid %d) answering on %s\n", s.Name, c.PID(), addr)
 	for _, w := range workloads {
 		wr := &WorkloadResult{}
 		r.Workloads[w.Key] = wr
@@ -397,11 +397,11 @@ func benchServer(ctx context.Context, o options, s *Server, round int, t Table, 
 			wr.Skipped = err.Error()
 			fmt.Fprintf(os.Stderr, "runner: %s %s: %v\n", s.Name, w.Key, err)
 		}
-		if done, err := c.exited(); done {
+		if done, err := c.Exited(); done {
 			return nil, fmt.Errorf("exited during the %s workload (%v); log %s:\n%s", w.Key, err, c.logPath, c.logTail())
 		}
 		if w.Key == "mesh" || w.Key == "fwd" {
-			m, err := memory(c.pid())
+			m, err := memory(c.PID())
 			if err != nil {
 				return nil, err
 			}
@@ -415,7 +415,7 @@ func benchServer(ctx context.Context, o options, s *Server, round int, t Table, 
 			return nil, ctx.Err()
 		}
 	}
-	m, err := memory(c.pid())
+	m, err := memory(c.PID())
 	if err != nil {
 		return nil, err
 	}
@@ -466,7 +466,7 @@ func measure(ctx context.Context, o options, c *child, addr string, t Table, w w
 	if w.Once {
 		once = []string{"-n", "1"}
 	}
-	before, err := cpuTicks(c.pid())
+	before, err := cpuTicks(c.PID())
 	if err != nil {
 		return err
 	}
@@ -474,7 +474,7 @@ func measure(ctx context.Context, o options, c *child, addr string, t Table, w w
 	if err != nil {
 		return err
 	}
-	after, err := cpuTicks(c.pid())
+	after, err := cpuTicks(c.PID())
 	if err != nil {
 		return err
 	}
@@ -491,7 +491,7 @@ func measure(ctx context.Context, o options, c *child, addr string, t Table, w w
 	// (forwarded queries, timers) before the next run starts.
 	time.Sleep(settle)
 	latRaw := raw("latency")
-	before, err = cpuTicks(c.pid())
+	before, err = cpuTicks(c.PID())
 	if err != nil {
 		return err
 	}
@@ -499,7 +499,7 @@ func measure(ctx context.Context, o options, c *child, addr string, t Table, w w
 	if err != nil {
 		return fmt.Errorf("latency run: %w", err)
 	}
-	after, err = cpuTicks(c.pid())
+	after, err = cpuTicks(c.PID())
 	if err != nil {
 		return err
 	}
@@ -565,7 +565,7 @@ func memoryWithTable(ctx context.Context, o options, s *Server, t Table, upstrea
 	if _, _, _, err := o.dnsperf(ctx, addr, t.file("q-mesh.txt"), filepath.Join(o.out, "raw", s.Name+"-100k-pass.txt"), "-n", "1"); err != nil {
 		return Memory{}, err
 	}
-	return memory(c.pid())
+	return memory(c.PID())
 }
 
 func version(s *Server) string {

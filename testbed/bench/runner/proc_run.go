@@ -9,18 +9,18 @@ import (
 	"os/exec"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
+
+	"github.com/onramp-mesh/onramp/testbed/harness"
 )
 
 // child is a process the runner started; every child is stopped by its PID
 // when the runner ends, however it ends.
 type child struct {
+	*harness.Process
 	name    string
-	cmd     *exec.Cmd
 	logPath string
-	done    chan struct{}
-	err     error
+	log     *os.File
 }
 
 var (
@@ -35,64 +35,34 @@ func startPinned(name string, cpu int, logPath, bin string, args ...string) (*ch
 	if err != nil {
 		return nil, fmt.Errorf("start %s: log file: %w", name, err)
 	}
-	cmd := exec.Command("taskset", append([]string{"-c", strconv.Itoa(cpu), bin}, args...)...)
-	cmd.Stdout, cmd.Stderr = log, log
-	// Its own process group: a Ctrl-C on the terminal reaches the runner,
-	// which then stops each child itself.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
+	p, err := harness.Start(name, nil, log, append([]string{"taskset", "-c", strconv.Itoa(cpu), bin}, args...)...)
+	if err != nil {
 		log.Close()
 		return nil, fmt.Errorf("start %s (%s): %w", name, bin, err)
 	}
-	c := &child{name: name, cmd: cmd, logPath: logPath, done: make(chan struct{})}
+	c := &child{Process: p, name: name, logPath: logPath, log: log}
 	childrenMu.Lock()
-	children[cmd.Process.Pid] = c
+	children[p.PID()] = c
 	childrenMu.Unlock()
-	go func() {
-		c.err = cmd.Wait()
-		log.Close()
-		close(c.done)
-	}()
 	return c, nil
 }
 
-// pid is the child's process ID.
-func (c *child) pid() int { return c.cmd.Process.Pid }
-
-// exited reports whether the child has ended, and how.
-func (c *child) exited() (bool, error) {
-	select {
-	case <-c.done:
-		return true, c.err
-	default:
-		return false, nil
-	}
-}
-
-// logTail is the end of the child's log, for error messages.
+// logTail is the end of the child's output, for error messages.
 func (c *child) logTail() string {
-	b, _ := os.ReadFile(c.logPath)
+	b := []byte(c.Output())
 	if len(b) > 800 {
 		b = b[len(b)-800:]
 	}
 	return string(bytes.TrimSpace(b))
 }
 
-// stop sends SIGTERM, waits up to 3 s, then SIGKILL.
+// stop ends the child (SIGTERM, then SIGKILL) and closes its log.
 func (c *child) stop() {
 	childrenMu.Lock()
-	delete(children, c.pid())
+	delete(children, c.PID())
 	childrenMu.Unlock()
-	if done, _ := c.exited(); done {
-		return
-	}
-	_ = c.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-c.done:
-	case <-time.After(3 * time.Second):
-		_ = c.cmd.Process.Kill()
-		<-c.done
-	}
+	c.Stop()
+	c.log.Close()
 }
 
 // stopAll stops every child still running.
