@@ -8,8 +8,8 @@ package bundle
 import (
 	"crypto/x509"
 	"net"
-	"strings"
 	"net/netip"
+	"strings"
 	"time"
 
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"

@@ -7,10 +7,10 @@ package demo
 import (
 	"context"
 	"embed"
-	"io/fs"
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/netip"
 	"os"

@@ -49,7 +49,7 @@ func TestJoinRegisterResolveAndLeave(t *testing.T) {
 		t.Errorf("labels %v", we.Metadata.Labels)
 	}
 	for k, want := range map[string]string{
-		"istio.io/autoRegistrationGroup":        "vm-group",
+		"istio.io/autoRegistrationGroup":       "vm-group",
 		"proxy.istio.io/health-checks-enabled": "true",
 	} {
 		if got := we.Metadata.Annotations[k]; got != want {
