@@ -22,6 +22,8 @@ build:
 	$(GO) build -o $(BIN)/onramp-testbed ./testbed/cmd/onramp-testbed
 
 test: deps build
+	@unformatted=$$(gofmt -l $$(find . -name '*.go' -not -path './testbed/bench/out/*')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt -w these files:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 15m ./...
 
