@@ -12,6 +12,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"net/url"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -97,8 +98,14 @@ func (m *Manager) obtain(ctx context.Context, token string, client *tls.Certific
 		if !transient(err) {
 			return nil, fmt.Errorf("identity: CreateCertificate at %s failed: %w", m.cfg.CAAddress, err)
 		}
+		if hint := tlsHint(err, m.cfg.CAAddress, m.cfg.ServerName); hint != nil {
+			// Retried all the same: istiod's certificate may be mid-rotation.
+			err = hint
+			m.log.Error("cannot verify the control plane; retrying", "attempt", attempt, "wait", backoff, "error", err)
+		} else {
+			m.log.Warn("CA not ready; retrying", "address", m.cfg.CAAddress, "attempt", attempt, "wait", backoff, "error", err)
+		}
 		m.setError(err)
-		m.log.Warn("CA not ready; retrying", "address", m.cfg.CAAddress, "attempt", attempt, "wait", backoff, "error", err)
 		t := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():
@@ -136,6 +143,20 @@ func transient(err error) bool {
 		return true
 	}
 	return false
+}
+
+// tlsHint explains a failed verification of the CA's certificate, which
+// means the bundle's root-cert.pem is not the mesh's root (a bundle from
+// another mesh, or a root that was replaced) or the server name is wrong.
+// It returns nil for any other error.
+func tlsHint(err error, addr, serverName string) error {
+	msg := err.Error()
+	if !strings.Contains(msg, "x509:") && !strings.Contains(msg, "tls: failed to verify") {
+		return nil
+	}
+	return fmt.Errorf("identity: the certificate of %s does not verify against the bundle's root-cert.pem for server name %q (%v); "+
+		"the bundle may come from another mesh or an old root: mint a fresh bundle with istioctl x workload entry configure, "+
+		"or set ISTIOD_SAN in cluster.env if istiod's certificate carries another name", addr, serverName, status.Convert(err).Message())
 }
 
 func isUnauthenticated(err error) bool {

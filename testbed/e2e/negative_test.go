@@ -49,11 +49,14 @@ func TestWrongRootCertIsRefused(t *testing.T) {
 	state := filepath.Join(e.work, "vm-state")
 	a := e.agent(dir, state)
 	e.eventually(10*time.Second, "a clear TLS error", func() string {
-		if out := a.Output(); strings.Contains(out, "certificate signed by unknown authority") || strings.Contains(out, "x509") {
+		if out := a.Output(); strings.Contains(out, "does not verify against the bundle's root-cert.pem") && strings.Contains(out, "mint a fresh bundle") {
 			return ""
 		}
 		return "no TLS verification error yet:\n" + tail(a.Output(), 5)
 	})
+	if rep := e.status(a); !strings.Contains(rep.Identity.LastError, "root-cert.pem") {
+		t.Errorf("onramp status does not say what is wrong: %q", rep.Identity.LastError)
+	}
 	if _, err := os.Stat(filepath.Join(state, "cert-chain.pem")); err == nil {
 		t.Error("a certificate was stored although the CA could not be verified")
 	}
