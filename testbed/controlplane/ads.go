@@ -253,6 +253,13 @@ func (s *Server) pushNDS(stream discoveryv3.AggregatedDiscoveryService_StreamAgg
 	case FaultWrongType:
 		res = &anypb.Any{TypeUrl: "type.googleapis.com/google.protobuf.Empty"}
 	default:
+		if fault.NDS == FaultInvalid {
+			table = proto.Clone(table).(*ndspb.NameTable)
+			if table.Table == nil {
+				table.Table = map[string]*ndspb.NameInfo{}
+			}
+			table.Table["broken.fault.test"] = &ndspb.NameInfo{Ips: []string{"not-an-ip"}, Registry: ndspb.RegistryExternal}
+		}
 		b, err := proto.MarshalOptions{Deterministic: true}.Marshal(table)
 		if err != nil {
 			return status.Errorf(codes.Internal, "marshal name table: %v", err)

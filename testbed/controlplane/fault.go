@@ -14,9 +14,12 @@ const (
 	FaultMalformed NDSFault = "malformed"
 	// FaultWrongType sends a resource of another type under the NDS type URL.
 	FaultWrongType NDSFault = "wrongtype"
+	// FaultInvalid sends a NameTable that decodes but holds an entry whose
+	// address is not an IP.
+	FaultInvalid NDSFault = "invalid"
 )
 
-// ParseNDSFault parses "malformed", "wrongtype" or "none".
+// ParseNDSFault parses "malformed", "wrongtype", "invalid" or "none".
 func ParseNDSFault(s string) (NDSFault, error) {
 	switch s {
 	case "none", "":
@@ -25,8 +28,10 @@ func ParseNDSFault(s string) (NDSFault, error) {
 		return FaultMalformed, nil
 	case string(FaultWrongType):
 		return FaultWrongType, nil
+	case string(FaultInvalid):
+		return FaultInvalid, nil
 	}
-	return FaultNone, fmt.Errorf("unknown NDS fault %q; use malformed, wrongtype or none", s)
+	return FaultNone, fmt.Errorf("unknown NDS fault %q; use malformed, wrongtype, invalid or none", s)
 }
 
 // Fault is the set of injected faults.
