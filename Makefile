@@ -3,9 +3,11 @@ SHELL := /bin/bash
 GO ?= go
 BIN := bin
 APT_PACKAGES := protobuf-compiler bind9-dnsutils dnsperf iproute2 nftables libc-bin
+VERSION ?= 0.1.0
+ARCH ?= $(shell $(GO) env GOARCH)
 export GOFLAGS := -buildvcs=false
 
-.PHONY: all build test bench proto demo deps clean fmt vet
+.PHONY: all build test bench proto demo deps clean deb rpm
 
 all: build
 
@@ -18,7 +20,7 @@ deps:
 	fi
 
 build:
-	$(GO) build -o $(BIN)/onramp ./agent/cmd/onramp
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN)/onramp ./agent/cmd/onramp
 	$(GO) build -o $(BIN)/onramp-testbed ./testbed/cmd/onramp-testbed
 
 test: deps build
@@ -38,6 +40,11 @@ demo: deps build
 
 proto: deps
 	PATH="$$(dirname $$($(GO) tool -n protoc-gen-go)):$$PATH" protoc --go_out=. --go_opt=module=github.com/onramp-mesh/onramp agent/xds/ndspb/nds.proto
+
+# deb, rpm: the package, into dist/ (nfpm pinned in go.mod).
+deb rpm: build
+	mkdir -p dist
+	VERSION=$(VERSION) ARCH=$(ARCH) $(GO) tool nfpm package --config packaging/nfpm.yaml --packager $@ --target dist/
 
 clean:
 	rm -rf $(BIN) dist
