@@ -3,7 +3,6 @@ package main
 import (
 	"flag"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
@@ -54,7 +53,7 @@ func cmdLookup(args []string) error {
 		fmt.Println(rr.String())
 	}
 	if r.Rcode != dns.RcodeSuccess {
-		os.Exit(1)
+		return fmt.Errorf("lookup: %s %s: %s", name, dns.TypeToString[qtype], dns.RcodeToString[r.Rcode])
 	}
 	return nil
 }
