@@ -20,6 +20,7 @@ import (
 	"io"
 	"os"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -57,15 +58,18 @@ type agent struct {
 	cfg     config.Config
 	version string
 	log     hclog.Logger
-	host    nametable.HostContext
 	proxy   *dnsproxy.Proxy
 	store   *nametable.Store
 
-	mu       sync.Mutex
+	// installMu orders table installs: pushes, and rebuilds for a new search list.
+	installMu sync.Mutex
+
+	mu       sync.Mutex // guards host and what status reports below
 	index    *nametable.Index
 	tableVer string
 	source   string
 	lastPush time.Time
+	host     nametable.HostContext
 
 	bundle *bundle.Bundle
 	ids    *identity.Manager
@@ -131,6 +135,14 @@ func Run(ctx context.Context, cfg config.Config, version string) error {
 	}
 
 	goRun("dns", proxy.Serve)
+	if len(cfg.DNS.SearchDomains) == 0 {
+		goRun("resolv.conf", func(ctx context.Context) error {
+			if err := resolvconf.Watch(ctx, resolvConfPath, a.followSearchList); err != nil {
+				log.Warn("not following the search list; it stays as read at start", "file", resolvConfPath, "error", err)
+			}
+			return nil
+		})
+	}
 
 	if cfg.Status.Listen != "" && cfg.Status.Listen != "off" {
 		srv, err := status.Listen(cfg.Status.Listen, a.statusSources(), log.Named("status"))
@@ -232,11 +244,23 @@ func (a *agent) startControlPlane(goRun func(string, func(context.Context) error
 }
 
 // install builds an index from t off the query path, swaps it into the proxy
-// and keeps t as the last good table. A table that does not build changes
-// nothing and returns the reason (which ADS sends back as a NACK).
+// and, for tables from the control plane, keeps t on disk as the last good
+// table. A table that does not build changes nothing and returns the reason
+// (which ADS sends back as a NACK).
 func (a *agent) install(version string, t *ndspb.NameTable, source string) error {
+	a.installMu.Lock()
+	defer a.installMu.Unlock()
+	return a.installLocked(version, t, source, source == "control-plane")
+}
+
+// installLocked is install with installMu held; save says whether t is new
+// and goes to disk.
+func (a *agent) installLocked(version string, t *ndspb.NameTable, source string, save bool) error {
 	start := time.Now()
-	ix, err := nametable.Build(t, a.host, nametable.Options{TTL: a.cfg.DNS.MeshTTL.D()})
+	a.mu.Lock()
+	host := a.host
+	a.mu.Unlock()
+	ix, err := nametable.Build(t, host, nametable.Options{TTL: a.cfg.DNS.MeshTTL.D()})
 	if err != nil {
 		a.log.Error("rejected name table; keeping the previous one", "version", version, "source", source, "error", err)
 		return err
@@ -246,7 +270,7 @@ func (a *agent) install(version string, t *ndspb.NameTable, source string) error
 	a.index, a.tableVer, a.source, a.lastPush = ix, version, source, time.Now()
 	a.mu.Unlock()
 	a.log.Info("name table installed", "version", version, "source", source, "hosts", len(t.GetTable()), "names", ix.Len(), "took", time.Since(start).Round(time.Microsecond))
-	if source == "control-plane" {
+	if save {
 		if err := a.store.Save(t, version); err != nil {
 			a.log.Warn("could not keep the name table on disk; DNS still serves it", "dir", a.cfg.StateDir, "error", err)
 		}
@@ -257,6 +281,40 @@ func (a *agent) install(version string, t *ndspb.NameTable, source string) error
 	debug.FreeOSMemory()
 	time.AfterFunc(time.Second, debug.FreeOSMemory)
 	return nil
+}
+
+// followSearchList rebuilds the index when resolv.conf's search list or
+// ndots change, so every search domain keeps its one-round-trip CNAMEs. The
+// table is read again from where it came (the file, or the copy on disk)
+// rather than kept decoded in memory.
+func (a *agent) followSearchList(rc *resolvconf.Config) {
+	a.installMu.Lock()
+	defer a.installMu.Unlock()
+	a.mu.Lock()
+	if slices.Equal(a.host.Search, rc.Search) && a.host.Ndots == rc.Ndots {
+		a.mu.Unlock()
+		return
+	}
+	a.host.Search, a.host.Ndots = rc.Search, rc.Ndots
+	source, version := a.source, a.tableVer
+	a.mu.Unlock()
+	a.log.Info("search list changed", "file", resolvConfPath, "search", strings.Join(rc.Search, " "), "ndots", rc.Ndots)
+
+	var t *ndspb.NameTable
+	var err error
+	switch source {
+	case "":
+		return // no table yet; the next one is built with the new list
+	case "file":
+		t, err = nametable.LoadJSON(a.cfg.NameTable)
+	default:
+		t, version, err = a.store.Load()
+	}
+	if err != nil {
+		a.log.Warn("cannot rebuild the name table for the new search list; the old one stays", "source", source, "error", err)
+		return
+	}
+	_ = a.installLocked(version, t, source, false)
 }
 
 func (a *agent) statusSources() status.Sources {
@@ -323,6 +381,9 @@ func (a *agent) report() status.Report {
 	return r
 }
 
+// resolvConfPath is where the host's search list is read and followed.
+var resolvConfPath = "/etc/resolv.conf"
+
 // hostContext is what the host adds to the name table: the proxy's namespace
 // and the resolv.conf search list for one-round-trip CNAMEs.
 func hostContext(cfg config.Config, b *bundle.Bundle, log hclog.Logger) nametable.HostContext {
@@ -333,10 +394,10 @@ func hostContext(cfg config.Config, b *bundle.Bundle, log hclog.Logger) nametabl
 	if hc.Namespace == "" {
 		hc.Namespace = "default"
 	}
-	if rc, err := resolvconf.ParseFile("/etc/resolv.conf"); err == nil {
+	if rc, err := resolvconf.ParseFile(resolvConfPath); err == nil {
 		hc.Search, hc.Ndots = rc.Search, rc.Ndots
 	} else {
-		log.Debug("no search list from /etc/resolv.conf", "error", err)
+		log.Debug("no search list from resolv.conf", "file", resolvConfPath, "error", err)
 	}
 	if len(cfg.DNS.SearchDomains) > 0 {
 		hc.Search = cfg.DNS.SearchDomains

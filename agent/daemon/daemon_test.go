@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -36,6 +38,8 @@ func freePort(t *testing.T) string {
 // endpoints.
 func TestStaticTable(t *testing.T) {
 	dir := t.TempDir()
+	resolvConfPath = filepath.Join(dir, "resolv.conf")
+	os.WriteFile(resolvConfPath, []byte("nameserver 192.0.2.53\nsearch a.example\n"), 0o644)
 	table := filepath.Join(dir, "table.json")
 	os.WriteFile(table, []byte(`{"table": {"productpage.ns1.svc.cluster.local": {"ips": ["10.96.0.12"], "registry": "Kubernetes", "shortname": "productpage", "namespace": "ns1"}}}`), 0o644)
 
@@ -102,14 +106,44 @@ func TestStaticTable(t *testing.T) {
 	if r := ask("www.example.org."); len(r.Answer) != 1 || r.Authoritative || r.Answer[0].(*dns.A).A.String() != "192.0.2.7" {
 		t.Errorf("forwarded: %v", r)
 	}
+	// The search list is followed: the one-round-trip CNAME moves with it.
+	if r := ask("productpage.ns1.svc.cluster.local.a.example."); len(r.Answer) != 2 || r.Answer[0].Header().Rrtype != dns.TypeCNAME {
+		t.Errorf("search expansion for a.example: %v", r)
+	}
+	os.WriteFile(resolvConfPath+".new", []byte("nameserver 192.0.2.53\nsearch b.example\n"), 0o644)
+	os.Rename(resolvConfPath+".new", resolvConfPath)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		r := ask("productpage.ns1.svc.cluster.local.b.example.")
+		if len(r.Answer) == 2 && r.Answer[0].Header().Rrtype == dns.TypeCNAME {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("search list change not followed: %v", r)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if r := ask("productpage.ns1.svc.cluster.local.a.example."); r.Authoritative {
+		t.Errorf("the old search domain still expands: %v", r)
+	}
+
 	resp, err := http.Get("http://" + cfg.Status.Listen + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if !strings.Contains(string(b), `onramp_dns_queries_total{source="mesh"} 1`) || !strings.Contains(string(b), `source="upstream"} 1`) {
-		t.Errorf("metrics:\n%s", b)
+	count := func(source string) int {
+		m := regexp.MustCompile(`onramp_dns_queries_total\{source="` + source + `"\} (\d+)`).FindSubmatch(b)
+		if m == nil {
+			t.Fatalf("no %s count in the metrics:\n%s", source, b)
+		}
+		n, _ := strconv.Atoi(string(m[1]))
+		return n
+	}
+	// Mesh: productpage., both expansions; upstream: www.example.org and the stale expansion.
+	if mesh, up := count("mesh"), count("upstream"); mesh < 3 || up < 2 {
+		t.Errorf("mesh %d, upstream %d answers counted:\n%s", mesh, up, b)
 	}
 }
 
