@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
+
+	"github.com/onramp-mesh/onramp/agent/atomicfile"
 )
 
 // Files is the content of a bundle directory, for writing one in the format
@@ -77,39 +79,9 @@ func (f *Files) WriteDir(dir string) error {
 		if name == FileToken {
 			mode = 0o600
 		}
-		if err := writeAtomic(filepath.Join(dir, name), files[name], mode); err != nil {
-			return err
+		if err := atomicfile.Write(filepath.Join(dir, name), files[name], mode); err != nil {
+			return fmt.Errorf("bundle: %w", err)
 		}
-	}
-	return nil
-}
-
-func writeAtomic(path string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("bundle: write %s: %w", path, err)
-	}
-	name := tmp.Name()
-	fail := func(err error) error {
-		tmp.Close()
-		os.Remove(name)
-		return fmt.Errorf("bundle: write %s: %w", path, err)
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		return fail(err)
-	}
-	if _, err := tmp.Write(data); err != nil {
-		return fail(err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fail(err)
-	}
-	if err := os.Rename(name, path); err != nil {
-		os.Remove(name)
-		return fmt.Errorf("bundle: write %s: %w", path, err)
 	}
 	return nil
 }

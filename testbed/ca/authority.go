@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/onramp-mesh/onramp/agent/atomicfile"
 )
 
 // Files the authority keeps in its state directory.
@@ -159,11 +161,11 @@ func (a *Authority) loadOrCreateRoot() error {
 		if err := os.MkdirAll(a.opts.StateDir, 0o700); err != nil {
 			return fmt.Errorf("ca: create state dir: %w", err)
 		}
-		if err := writeAtomic(a.path(FileRootKey), keyPEM, 0o600); err != nil {
-			return err
+		if err := atomicfile.Write(a.path(FileRootKey), keyPEM, 0o600); err != nil {
+			return fmt.Errorf("ca: %w", err)
 		}
-		if err := writeAtomic(a.path(FileRootCert), certPEM, 0o644); err != nil {
-			return err
+		if err := atomicfile.Write(a.path(FileRootCert), certPEM, 0o644); err != nil {
+			return fmt.Errorf("ca: %w", err)
 		}
 		a.log.Info("created new root", "dir", a.opts.StateDir)
 	}
@@ -230,8 +232,8 @@ func (a *Authority) loadOrCreateTokenKey() error {
 		if err := os.MkdirAll(a.opts.StateDir, 0o700); err != nil {
 			return fmt.Errorf("ca: create state dir: %w", err)
 		}
-		if err := writeAtomic(a.path(FileTokenKey), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
-			return err
+		if err := atomicfile.Write(a.path(FileTokenKey), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+			return fmt.Errorf("ca: %w", err)
 		}
 	}
 	a.setTokenKey(k)
@@ -277,32 +279,4 @@ func randomSerial() *big.Int {
 		panic("ca: system randomness failed: " + err.Error())
 	}
 	return n.Add(n, big.NewInt(1))
-}
-
-// writeAtomic writes b to path through a temporary file and a rename.
-func writeAtomic(path string, b []byte, mode os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("ca: write %s: %w", path, err)
-	}
-	defer os.Remove(f.Name())
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return fmt.Errorf("ca: write %s: %w", path, err)
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return fmt.Errorf("ca: write %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("ca: write %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("ca: write %s: %w", path, err)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("ca: write %s: %w", path, err)
-	}
-	return nil
 }

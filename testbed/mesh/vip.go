@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+
+	"github.com/onramp-mesh/onramp/agent/atomicfile"
 )
 
 // Auto-allocation ranges, as istiod's.
@@ -84,8 +86,7 @@ func loadVIPs(path string) (map[string]vipPair, error) {
 	return out, nil
 }
 
-// saveVIPs writes the state atomically: a temporary file in the same
-// directory, synced, then renamed over the old one.
+// saveVIPs writes the state atomically.
 func saveVIPs(path string, hosts map[string]vipPair) error {
 	if path == "" {
 		return nil
@@ -94,35 +95,11 @@ func saveVIPs(path string, hosts map[string]vipPair) error {
 	if err != nil {
 		return err
 	}
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("mesh: create VIP state directory: %w", err)
 	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("mesh: write VIP state: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(append(data, '\n')); err != nil {
-		tmp.Close()
-		return fmt.Errorf("mesh: write VIP state %s: %w", tmp.Name(), err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("mesh: sync VIP state %s: %w", tmp.Name(), err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("mesh: close VIP state %s: %w", tmp.Name(), err)
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("mesh: replace VIP state %s: %w", path, err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
+	if err := atomicfile.Write(path, append(data, '\n'), 0o644); err != nil {
+		return fmt.Errorf("mesh: VIP state: %w", err)
 	}
 	return nil
 }
