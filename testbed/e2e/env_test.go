@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -114,7 +113,7 @@ func newEnv(t *testing.T, grace time.Duration) *env {
 	t.Cleanup(func() {
 		e.cp.Stop()
 		if t.Failed() {
-			t.Logf("control plane log:\n%s", tail(e.cp.Output(), 30))
+			t.Logf("control plane log:\n%s", harness.Tail(e.cp.Output(), 30))
 		}
 	})
 	return e
@@ -158,7 +157,7 @@ func (e *env) agent(bundleDir, state string) *harness.Agent {
 	e.t.Cleanup(func() {
 		a.Stop()
 		if e.t.Failed() {
-			e.t.Logf("agent log:\n%s", tail(a.Output(), 40))
+			e.t.Logf("agent log:\n%s", harness.Tail(a.Output(), 40))
 		}
 	})
 	return a
@@ -263,12 +262,4 @@ func leafURI(t *testing.T, stateDir string) string {
 		t.Fatalf("leaf has %d URI SANs", len(c.URIs))
 	}
 	return c.URIs[0].String()
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

@@ -161,7 +161,7 @@ func TestRestartKeepsIdentityAfterTokenExpiry(t *testing.T) {
 		return ""
 	})
 	if !strings.Contains(a.Output(), "stored") {
-		t.Errorf("agent should say it used the stored certificate:\n%s", tail(a.Output(), 20))
+		t.Errorf("agent should say it used the stored certificate:\n%s", harness.Tail(a.Output(), 20))
 	}
 }
 

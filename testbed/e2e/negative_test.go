@@ -31,7 +31,7 @@ func waitExit(t *testing.T, a *harness.Agent, within time.Duration) string {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatalf("agent still running after %s:\n%s", within, tail(a.Output(), 20))
+	t.Fatalf("agent still running after %s:\n%s", within, harness.Tail(a.Output(), 20))
 	return ""
 }
 
@@ -52,7 +52,7 @@ func TestWrongRootCertIsRefused(t *testing.T) {
 		if out := a.Output(); strings.Contains(out, "does not verify against the bundle's root-cert.pem") && strings.Contains(out, "mint a fresh bundle") {
 			return ""
 		}
-		return "no TLS verification error yet:\n" + tail(a.Output(), 5)
+		return "no TLS verification error yet:\n" + harness.Tail(a.Output(), 5)
 	})
 	if rep := e.status(a); !strings.Contains(rep.Identity.LastError, "root-cert.pem") {
 		t.Errorf("onramp status does not say what is wrong: %q", rep.Identity.LastError)
@@ -73,12 +73,12 @@ func TestExpiredTokenWithoutCertificateSaysReBootstrap(t *testing.T) {
 	a := e.agent(dir, filepath.Join(e.work, "vm-state"))
 	out := waitExit(t, a, 20*time.Second)
 	if !strings.Contains(out, "expired") || !strings.Contains(out, "bootstrap") {
-		t.Errorf("want an error saying the token expired and to re-bootstrap:\n%s", tail(out, 10))
+		t.Errorf("want an error saying the token expired and to re-bootstrap:\n%s", harness.Tail(out, 10))
 	}
 	if n := len(e.entries()); n != 0 {
 		t.Errorf("%d entries registered with an expired token", n)
 	}
-	t.Logf("agent says: %s", tail(out, 1))
+	t.Logf("agent says: %s", harness.Tail(out, 1))
 }
 
 func TestMissingWorkloadGroupReportedAndRetried(t *testing.T) {
@@ -134,7 +134,7 @@ func TestIdentityMismatchIsRefused(t *testing.T) {
 		if strings.Contains(out, "PermissionDenied") || strings.Contains(out, "does not match") || strings.Contains(out, "mismatch") {
 			return ""
 		}
-		return "no refusal yet:\n" + tail(out, 5)
+		return "no refusal yet:\n" + harness.Tail(out, 5)
 	})
 	if n := len(e.entries()); n != 0 {
 		t.Errorf("%d entries registered for a mismatched identity", n)

@@ -164,7 +164,7 @@ func WaitHTTP(ctx context.Context, dial Dialer, url string, p *Process, timeout 
 	for time.Now().Before(deadline) {
 		if p != nil {
 			if done, err := p.Exited(); done {
-				return fmt.Errorf("%s exited (%v) before %s was ready:\n%s", p.Name, err, url, tail(p.Output(), 40))
+				return fmt.Errorf("%s exited (%v) before %s was ready:\n%s", p.Name, err, url, Tail(p.Output(), 40))
 			}
 		}
 		code, body, err := HTTPGet(ctx, dial, url)
@@ -184,12 +184,13 @@ func WaitHTTP(ctx context.Context, dial Dialer, url string, p *Process, timeout 
 	}
 	out := ""
 	if p != nil {
-		out = "\n" + tail(p.Output(), 40)
+		out = "\n" + Tail(p.Output(), 40)
 	}
 	return fmt.Errorf("%s not ready after %s (last: %s)%s", url, timeout, last, out)
 }
 
-func tail(s string, lines int) string {
+// Tail is the last lines of s, for error messages and test logs.
+func Tail(s string, lines int) string {
 	parts := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	if len(parts) > lines {
 		parts = parts[len(parts)-lines:]
