@@ -267,8 +267,14 @@ func (a *agent) installLocked(version string, t *ndspb.NameTable, source string,
 	}
 	a.proxy.SetTable(ix)
 	a.mu.Lock()
+	logSkips := version != a.tableVer || source != a.source
 	a.index, a.tableVer, a.source, a.lastPush = ix, version, source, time.Now()
 	a.mu.Unlock()
+	if logSkips { // once per table version, not again on a rebuild for the search list
+		for _, sk := range ix.Skipped() {
+			a.log.Warn("name table entry not fully served", "version", version, "host", sk.Host, "address", sk.Address, "skipped", sk.Entry, "reason", sk.Reason)
+		}
+	}
 	a.log.Info("name table installed", "version", version, "source", source, "hosts", len(t.GetTable()), "names", ix.Len(), "took", time.Since(start).Round(time.Microsecond))
 	if save {
 		if err := a.store.Save(t, version); err != nil {
@@ -327,16 +333,18 @@ func (a *agent) statusSources() status.Sources {
 			}
 			return nil
 		},
-		Report:  a.report,
-		Metrics: []func(w io.Writer){a.proxy.WritePrometheus},
+		Report: a.report,
+		Metrics: []func(w io.Writer){a.proxy.WritePrometheus, func(w io.Writer) {
+			a.mu.Lock()
+			ix := a.index
+			a.mu.Unlock()
+			ix.WritePrometheus(w)
+		}},
 		NameTable: func() any {
 			a.mu.Lock()
 			ix := a.index
 			a.mu.Unlock()
-			if ix == nil {
-				return []string{}
-			}
-			return ix.Names()
+			return ix.Snapshot()
 		},
 		Config: a.cfg,
 	}
@@ -355,6 +363,7 @@ func (a *agent) report() status.Report {
 	}
 	if a.index != nil {
 		r.NameTable.Names = a.index.Len()
+		r.NameTable.Skipped = a.index.Skipped()
 	}
 	if a.bundle != nil {
 		b := a.bundle
