@@ -18,7 +18,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
-	"github.com/onramp-mesh/onramp/agent/dnsproxy"
+	"github.com/onramp-mesh/onramp/agent/resolvconf"
 )
 
 // DefaultPath is where the agent looks for its configuration file.
@@ -168,7 +168,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	for _, a := range c.DNS.Upstreams {
-		if _, err := dnsproxy.ParseServer(a); err != nil {
+		if _, err := resolvconf.ParseServer(a); err != nil {
 			return fmt.Errorf("dns.upstreams: %w", err)
 		}
 	}
@@ -177,7 +177,7 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("dns.stubs: zone %q needs a name and at least one server", zone)
 		}
 		for _, a := range servers {
-			if _, err := dnsproxy.ParseServer(a); err != nil {
+			if _, err := resolvconf.ParseServer(a); err != nil {
 				return fmt.Errorf("dns.stubs[%s]: %w", zone, err)
 			}
 		}

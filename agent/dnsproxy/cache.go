@@ -67,7 +67,11 @@ type Cache struct {
 	fmu     sync.Mutex
 	flights map[flightKey]*flight
 
-	hits, misses, stale, prefetches, coalesced counter
+	// now reads the clock for answers arriving from upstream; a variable
+	// for tests.
+	now func() time.Time
+
+	hits, misses, stale, prefetches, coalesced, rejected counter
 }
 
 type cacheShard struct {
@@ -111,14 +115,22 @@ type flightKey struct {
 	flags  uint8
 }
 
+// flight is one upstream query with the clients waiting for its answer.
+// Its fields are guarded by Cache.fmu until done, and fixed after.
 type flight struct {
 	waiters []*Request
+	joined  int // clients that joined after the first
+
+	done  bool
+	entry *entry // the answer, stored or stale; nil when not cacheable
+	stale bool
+	resp  []byte // the answer as received, when entry is nil
 }
 
 // NewCache returns an empty cache; zero fields of cfg take their defaults.
 func NewCache(cfg CacheConfig) *Cache {
 	cfg.setDefaults()
-	c := &Cache{cfg: cfg, seed: maphash.MakeSeed(), flights: make(map[flightKey]*flight)}
+	c := &Cache{cfg: cfg, seed: maphash.MakeSeed(), flights: make(map[flightKey]*flight), now: time.Now}
 	per := (cfg.MaxEntries + cacheShards - 1) / cacheShards
 	perBytes := (cfg.MaxBytes + cacheShards - 1) / cacheShards
 	for i := range c.shards {
@@ -172,39 +184,77 @@ func (c *Cache) ServeDNS(r *Request, next Next) {
 	c.resolve(h, r, next, true)
 }
 
+// maxFlightWaiters bounds the clients waiting on one coalesced query;
+// more are answered SERVFAIL at once and counted as rejected.
+const maxFlightWaiters = 256
+
 // resolve sends r to next, or joins the identical query already in
 // flight. Without answer, the query only refreshes the cache.
+//
+// The query that starts a flight is detached only if its answer is not
+// ready when next returns: an answer next gives at once (a refusal of the
+// forwarder, say) goes out in place, with the batch, allocating nothing
+// more.
 func (c *Cache) resolve(h uint64, r *Request, next Next, answer bool) {
 	key := flightKey{hash: h, name: string(r.QName), qtype: r.QType, qclass: r.QClass, flags: r.cacheFlags()}
 	c.fmu.Lock()
 	if f := c.flights[key]; f != nil {
-		if answer {
-			f.waiters = append(f.waiters, r.Detach())
-			c.coalesced.inc()
+		if !answer {
+			c.fmu.Unlock()
+			return
 		}
+		if f.joined >= maxFlightWaiters {
+			c.fmu.Unlock()
+			c.rejected.inc()
+			r.Reply(appendHeaderOnly(r.Buf[:0], r, rcodeServFail))
+			return
+		}
+		f.joined++
+		f.waiters = append(f.waiters, r.Detach())
+		c.coalesced.inc()
 		c.fmu.Unlock()
 		return
 	}
 	f := &flight{}
-	var d *Request
-	if answer {
-		d = r.Detach()
-		f.waiters = append(f.waiters, d)
-	} else {
-		d = r.Detach()
-	}
 	c.flights[key] = f
 	c.fmu.Unlock()
 
 	u := &Request{
-		Msg: d.Msg, QEnd: d.QEnd, QType: d.QType, QClass: d.QClass, ID: d.ID, Flags: d.Flags,
-		EDNS: d.EDNS, UDPSize: d.UDPSize, DO: d.DO, TCP: d.TCP, Src: d.Src, Now: d.Now,
+		Msg: r.Msg, QEnd: r.QEnd, QType: r.QType, QClass: r.QClass, ID: r.ID, Flags: r.Flags,
+		EDNS: r.EDNS, UDPSize: r.UDPSize, DO: r.DO, TCP: r.TCP, Src: r.Src, Now: r.Now,
 	}
-	n := copy(u.nameBuf[:], d.QName)
+	n := copy(u.nameBuf[:], r.QName)
 	u.QName = u.nameBuf[:n]
 	u.w = &collector{c: c, key: key, f: f}
 	next(u)
+	if !answer {
+		return
+	}
+	c.fmu.Lock()
+	if f.done {
+		c.fmu.Unlock()
+		r.Reply(c.appendFlightAnswer(r.Buf[:0], r, f))
+		return
+	}
+	f.waiters = append(f.waiters, r.Detach())
+	c.fmu.Unlock()
 }
+
+// appendFlightAnswer appends the answer of the finished flight f adapted
+// to w.
+func (c *Cache) appendFlightAnswer(dst []byte, w *Request, f *flight) []byte {
+	switch {
+	case f.stale:
+		c.stale.inc()
+		return f.entry.appendTo(dst, w, 0, staleTTL(c.cfg.StaleTTL))
+	case f.entry != nil:
+		return f.entry.appendTo(dst, w, 0, 0)
+	default:
+		return adaptResponse(dst, f.resp, w)
+	}
+}
+
+func staleTTL(d time.Duration) uint32 { return uint32(d / time.Second) }
 
 // collector receives the upstream answer to a flight, stores it and
 // answers every waiter.
@@ -221,36 +271,28 @@ func (k *collector) reply(u *Request, resp []byte) {
 	if !k.once.CompareAndSwap(false, true) {
 		return
 	}
-	c := k.c
+	c, f := k.c, k.f
+	now := c.now()
+	var (
+		e     *entry
+		stale bool
+	)
+	if len(resp) < headerLen || resp[3]&0xF == rcodeServFail || resp[3]&0xF == rcodeRefused {
+		if old := c.lookup(k.key.hash, u); old != nil && c.cfg.StaleWindow > 0 && now.Sub(old.stored) < old.ttl+c.cfg.StaleWindow {
+			e, stale = old, true
+		}
+	}
+	if e == nil {
+		e = c.store(u, resp, now)
+	}
 	c.fmu.Lock()
 	delete(c.flights, k.key)
-	waiters := k.f.waiters
+	f.done, f.entry, f.stale, f.resp = true, e, stale, resp
+	waiters := f.waiters
+	f.waiters = nil
 	c.fmu.Unlock()
-
-	now := time.Now()
-	rcode := 0
-	if len(resp) >= headerLen {
-		rcode = int(resp[3] & 0xF)
-	}
-	if len(resp) < headerLen || rcode == rcodeServFail || rcode == rcodeRefused {
-		if e := c.lookup(k.key.hash, u); e != nil && c.cfg.StaleWindow > 0 {
-			if age := now.Sub(e.stored); age < e.ttl+c.cfg.StaleWindow {
-				ttl := uint32(c.cfg.StaleTTL / time.Second)
-				for _, w := range waiters {
-					c.stale.inc()
-					w.Reply(e.appendTo(nil, w, 0, ttl))
-				}
-				return
-			}
-		}
-	}
-	e := c.store(u, resp, now)
 	for _, w := range waiters {
-		if e != nil {
-			w.Reply(e.appendTo(nil, w, 0, 0))
-		} else {
-			w.Reply(adaptResponse(nil, resp, w))
-		}
+		w.Reply(c.appendFlightAnswer(nil, w, f))
 	}
 }
 

@@ -31,6 +31,13 @@ type Config struct {
 	Stubs map[string][]string
 	// Timeout bounds one try against one upstream. Default 2s.
 	Timeout time.Duration
+	// MaxInFlight bounds the queries forwarded at once; beyond it queries
+	// are answered SERVFAIL and counted as rejected. Default 1024.
+	MaxInFlight int
+	// SocketMark, when not zero, is set as SO_MARK on every upstream
+	// socket so that a firewall redirect can exempt the proxy's own
+	// queries (needs CAP_NET_ADMIN; without, queries go unmarked).
+	SocketMark uint32
 	// Cache bounds and tunes the answer cache.
 	Cache CacheConfig
 	// UDPSize is the largest UDP response sent, whatever the client
@@ -45,6 +52,9 @@ func (c *Config) setDefaults() {
 	if c.Timeout <= 0 {
 		c.Timeout = 2 * time.Second
 	}
+	if c.MaxInFlight <= 0 {
+		c.MaxInFlight = 1024
+	}
 	if c.UDPSize == 0 {
 		c.UDPSize = 1232
 	}
@@ -54,7 +64,7 @@ func (c *Config) setDefaults() {
 func parseServers(list []string, what string) ([]netip.AddrPort, error) {
 	out := make([]netip.AddrPort, 0, len(list))
 	for _, s := range list {
-		ap, err := ParseServer(s)
+		ap, err := resolvconf.ParseServer(s)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", what, err)
 		}

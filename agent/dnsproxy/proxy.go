@@ -80,12 +80,16 @@ func New(cfg Config, log hclog.Logger) (*Proxy, error) {
 		}
 		stubs[z] = s
 	}
+	fwd, err := NewForwarder(ForwarderConfig{Timeout: cfg.Timeout, MaxInFlight: cfg.MaxInFlight, SocketMark: cfg.SocketMark}, log.Named("forward"))
+	if err != nil {
+		return nil, err
+	}
 	p := &Proxy{
 		cfg:       cfg,
 		log:       log,
 		mesh:      NewMesh(),
 		cache:     NewCache(cfg.Cache),
-		fwd:       NewForwarder(cfg.Timeout, log.Named("forward")),
+		fwd:       fwd,
 		upstreams: ups,
 		stubs:     stubs,
 		tcpConns:  make(map[net.Conn]struct{}),

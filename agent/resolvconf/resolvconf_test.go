@@ -337,3 +337,26 @@ func FuzzParse(f *testing.F) {
 		(Paths{}).Filter(c2)
 	})
 }
+
+func TestParseServer(t *testing.T) {
+	for in, want := range map[string]string{
+		"10.0.0.2":         "10.0.0.2:53",
+		"10.0.0.2:5353":    "10.0.0.2:5353",
+		"[fd00::2]":        "[fd00::2]:53",
+		"fd00::2":          "[fd00::2]:53",
+		"[fd00::2]:54":     "[fd00::2]:54",
+		"::ffff:10.0.0.9":  "10.0.0.9:53",
+		"fe80::1%eth0":     "[fe80::1%eth0]:53",
+		"[::ffff:1.2.3.4]": "1.2.3.4:53",
+	} {
+		got, err := ParseServer(in)
+		if err != nil || got.String() != want {
+			t.Errorf("ParseServer(%q) = %v, %v; want %s", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "host.example", "10.0.0.2:0", "[fd00::2", "10.0.0.2:x", "1.2.3"} {
+		if ap, err := ParseServer(in); err == nil || !strings.Contains(err.Error(), "is not IP or IP:port") {
+			t.Errorf("ParseServer(%q) = %v, %v; want the not-IP error", in, ap, err)
+		}
+	}
+}
