@@ -48,15 +48,16 @@ type Report struct {
 
 // Options adjust Check; the zero value checks against the running host.
 type Options struct {
-	// Now is the time certificates and tokens are checked at (default time.Now).
-	Now func() time.Time
+	// Bundle adjusts how the bundle is read: the time certificates and the
+	// token are checked at, and how the VM's address is found.
+	Bundle bundle.Options
 }
 
 // Check validates the configuration file at path. It never starts anything
 // and never writes.
 func Check(path string, opts Options) Report {
-	if opts.Now == nil {
-		opts.Now = time.Now
+	if opts.Bundle.Now == nil {
+		opts.Bundle.Now = time.Now
 	}
 	r := Report{File: path, Findings: []Finding{}}
 	add := func(sev, key, format string, args ...any) {
@@ -90,6 +91,12 @@ func Check(path string, opts Options) Report {
 	return r
 }
 
+// trimPrefix drops the package prefix of err's message: the finding's key
+// already says which part of the configuration it is about.
+func trimPrefix(err error, prefix string) string {
+	return strings.TrimPrefix(err.Error(), prefix)
+}
+
 type addFunc func(sev, key, format string, args ...any)
 
 func checkBundle(dir string, opts Options, add addFunc) {
@@ -102,21 +109,20 @@ func checkBundle(dir string, opts Options, add addFunc) {
 		add(Error, "bundle", "%s is not a directory; the bundle is the directory istioctl x workload entry configure -o DIR wrote", dir)
 		return
 	}
-	b, err := bundle.LoadWith(dir, bundle.Options{Now: opts.Now})
+	b, err := bundle.LoadWith(dir, opts.Bundle)
 	if err != nil {
-		// The key already says bundle; the error's own "bundle: " would double it.
-		add(Error, "bundle", "%s", strings.TrimPrefix(err.Error(), "bundle: "))
+		add(Error, "bundle", "%s", trimPrefix(err, "bundle: "))
 		return
 	}
-	if err := b.ValidateToken(opts.Now()); err != nil {
-		add(Warning, "bundle", "%v (an agent that already holds a valid certificate in stateDir runs without it)", err)
+	if err := b.ValidateToken(opts.Bundle.Now()); err != nil {
+		add(Warning, "bundle", "%s (an agent that already holds a valid certificate in stateDir runs without it)", trimPrefix(err, "bundle: "))
 	}
 }
 
 func checkNameTable(cfg config.Config, add addFunc) {
 	t, err := nametable.LoadJSON(cfg.NameTable)
 	if err != nil {
-		add(Error, "nameTable", "%s", strings.TrimPrefix(err.Error(), "nametable: "))
+		add(Error, "nameTable", "%s", trimPrefix(err, "nametable: "))
 		return
 	}
 	hc := nametable.HostContext{Namespace: cfg.DNS.Namespace, ClusterDomain: nametable.DefaultClusterDomain}

@@ -32,7 +32,7 @@ The man pages' date is SOURCE_DATE_EPOCH when set, for reproducible builds.`,
 		Example: `  onramp gen-docs --dir bin/docs --gzip`,
 		Args:    noArgs,
 	}
-	cmd.Flags().StringVar(&dir, "dir", "", "directory to write into (created)")
+	cmd.Flags().StringVar(&dir, "dir", "", "the `DIR` to write into (created)")
 	cmd.Flags().BoolVar(&gz, "gzip", false, "compress the man pages (onramp.1.gz), as Debian policy wants")
 	_ = cmd.MarkFlagRequired("dir")
 	_ = cmd.MarkFlagDirname("dir")

@@ -24,7 +24,7 @@ its PTR record. The exit status is 1 when the answer is not NOERROR.`,
 		Args: rangeArgs(1, "NAME", "TYPE"),
 	}
 	out := addOutputFlag(cmd)
-	cmd.Flags().StringVar(&q.Server, "server", defaultDNSAddr, "the DNS proxy to ask, IP:port")
+	cmd.Flags().StringVar(&q.Server, "server", defaultDNSAddr, "the DNS proxy to ask, `IP:PORT`")
 	cmd.Flags().BoolVar(&q.TCP, "tcp", false, "ask over TCP")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if err := out.check(); err != nil {

@@ -453,3 +453,10 @@ func TestNameTableShowListOfNames(t *testing.T) {
 		t.Errorf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
 }
+
+func TestHelpOfAnUnknownTopicIsAUsageError(t *testing.T) {
+	stdout, stderr, code := cli(t, "help", "fly")
+	if code != exitUsage || stdout != "" || !strings.Contains(stderr, `no help topic "fly"`) {
+		t.Errorf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+}

@@ -34,8 +34,8 @@ there is any.`,
   onramp nametable check --namespace bookinfo table.json`,
 		Args: exactArgs("FILE.json"),
 	}
-	cmd.Flags().StringVar(&hc.Namespace, "namespace", "default", "the proxy's namespace, for short names")
-	cmd.Flags().StringVar(&hc.ClusterDomain, "cluster-domain", hc.ClusterDomain, "the mesh's cluster domain")
+	cmd.Flags().StringVar(&hc.Namespace, "namespace", "default", "the proxy's `NAMESPACE`, for short names")
+	cmd.Flags().StringVar(&hc.ClusterDomain, "cluster-domain", hc.ClusterDomain, "the mesh's cluster `DOMAIN`")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		path := args[0]
 		t, err := nametable.LoadJSON(path)
@@ -72,7 +72,7 @@ func newNameTableShowCmd() *cobra.Command {
 		Args: noArgs,
 	}
 	out := addOutputFlag(cmd)
-	cmd.Flags().StringVar(&addr, "addr", defaultStatusAddr, "the agent's status address")
+	cmd.Flags().StringVar(&addr, "addr", defaultStatusAddr, "the agent's status address, `HOST:PORT`")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if err := out.check(); err != nil {
 			return err

@@ -18,7 +18,7 @@ type output struct{ format string }
 // addOutputFlag defines -o/--output on cmd, with text as the default.
 func addOutputFlag(cmd *cobra.Command) *output {
 	o := &output{format: "text"}
-	cmd.Flags().StringVarP(&o.format, "output", "o", "text", "output format: text or json")
+	cmd.Flags().StringVarP(&o.format, "output", "o", "text", "output `FORMAT`: text or json")
 	_ = cmd.RegisterFlagCompletionFunc("output", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		return []string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp
 	})

@@ -54,6 +54,7 @@ WorkloadEntry, and serves the mesh's names from a local caching DNS proxy.`,
 		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
 	}
 	root.SetVersionTemplate("{{.Name}} {{.Version}}\n")
+	root.SetHelpCommand(newHelpCmd())
 	root.AddCommand(
 		newRunCmd(),
 		newStatusCmd(),
@@ -66,6 +67,38 @@ WorkloadEntry, and serves the mesh's names from a local caching DNS proxy.`,
 	)
 	prepareTree(root)
 	return root
+}
+
+// newHelpCmd is cobra's help command, except that an unknown topic is a
+// usage error rather than a help text with exit status 0.
+func newHelpCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "help [COMMAND]...",
+		Short: "Help about any command",
+		Long:  "Help about any command: onramp help COMMAND [SUBCOMMAND] prints what onramp COMMAND [SUBCOMMAND] --help prints.",
+		Example: `  onramp help
+  onramp help nametable check`,
+		ValidArgsFunction: func(c *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+			cmd, _, err := c.Root().Find(args)
+			if err != nil {
+				return nil, cobra.ShellCompDirectiveNoFileComp
+			}
+			var names []string
+			for _, sub := range cmd.Commands() {
+				if sub.IsAvailableCommand() {
+					names = append(names, sub.Name()+"\t"+sub.Short)
+				}
+			}
+			return names, cobra.ShellCompDirectiveNoFileComp
+		},
+		RunE: func(c *cobra.Command, args []string) error {
+			cmd, rest, err := c.Root().Find(args)
+			if err != nil || len(rest) > 0 {
+				return usagef("no help topic %q: run onramp help for the commands", strings.Join(args, " "))
+			}
+			return cmd.Help()
+		},
+	}
 }
 
 // execute runs the command line args and returns the process's exit status:

@@ -29,7 +29,7 @@ probe. It asks the agent's status server (status.listen in the configuration).`,
 		Args: noArgs,
 	}
 	out := addOutputFlag(cmd)
-	cmd.Flags().StringVar(&addr, "addr", defaultStatusAddr, "the agent's status address")
+	cmd.Flags().StringVar(&addr, "addr", defaultStatusAddr, "the agent's status address, `HOST:PORT`")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if err := out.check(); err != nil {
 			return err
