@@ -6,9 +6,6 @@ import (
 	"github.com/onramp-mesh/onramp/agent/lookup"
 )
 
-// defaultDNSAddr is where the agent's DNS proxy listens by default.
-const defaultDNSAddr = "127.0.0.1:15053"
-
 func newLookupCmd() *cobra.Command {
 	q := lookup.Query{}
 	cmd := &cobra.Command{
@@ -24,7 +21,7 @@ its PTR record. The exit status is 1 when the answer is not NOERROR.`,
 		Args: rangeArgs(1, "NAME", "TYPE"),
 	}
 	out := addOutputFlag(cmd)
-	cmd.Flags().StringVar(&q.Server, "server", defaultDNSAddr, "the DNS proxy to ask, `IP:PORT`")
+	agent := addDNSAddrFlags(cmd)
 	cmd.Flags().BoolVar(&q.TCP, "tcp", false, "ask over TCP")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if err := out.check(); err != nil {
@@ -34,8 +31,12 @@ its PTR record. The exit status is 1 when the answer is not NOERROR.`,
 		if len(args) == 2 {
 			q.Type = args[1]
 		}
-		if _, _, err := q.Question(); err != nil {
+		_, _, err := q.Question()
+		if err != nil {
 			return &usageError{err}
+		}
+		if q.Server, err = agent.resolve(cmd); err != nil {
+			return err
 		}
 		res, err := lookup.Do(cmd.Context(), q)
 		if res.Rcode != "" {

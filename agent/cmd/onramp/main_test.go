@@ -303,22 +303,22 @@ func TestNameTableCheck(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, "ok, 1 hosts, 4 names answered") {
 		t.Errorf("good table: exit %d, %q %q", code, stdout, stderr)
 	}
-	_, stderr, code = cli(t, "nametable", "check", bad)
-	if code != exitFailed || !strings.Contains(stderr, `entry "x.example": ips[0]: "10.0.0.300" is not an IP address`) {
-		t.Errorf("bad table: exit %d, %q", code, stderr)
+	stdout, stderr, code = cli(t, "nametable", "check", bad)
+	if code != exitFailed || !strings.Contains(stdout, bad+`: entry "x.example": ips[0]: "10.0.0.300" is not an IP address`) || stderr != "onramp: "+bad+": 1 problem(s)\n" {
+		t.Errorf("bad table: exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
-	checkNoDoubledPrefix(t, stderr)
-	_, stderr, code = cli(t, "nametable", "check", noaddr)
+	checkNoDoubledPrefix(t, stdout)
+	stdout, stderr, code = cli(t, "nametable", "check", noaddr)
 	if code != exitFailed {
 		t.Errorf("entries without addresses: exit %d, want 1", code)
 	}
-	for _, e := range []string{`entry "empty.example": no addresses`, `entry "also-empty.example": no addresses`, "2 problem(s)"} {
-		if !strings.Contains(stderr, e) {
-			t.Errorf("entries without addresses: stderr %q lacks %q", stderr, e)
+	for _, e := range []string{`entry "empty.example": no addresses`, `entry "also-empty.example": no addresses`} {
+		if !strings.Contains(stdout, e) {
+			t.Errorf("entries without addresses: stdout %q lacks %q", stdout, e)
 		}
 	}
-	if strings.Contains(stderr, `"a.example"`) {
-		t.Errorf("the good entry is reported: %q", stderr)
+	if !strings.Contains(stderr, "2 problem(s)") || strings.Contains(stdout, `"a.example"`) {
+		t.Errorf("entries without addresses: stdout %q, stderr %q", stdout, stderr)
 	}
 	_, stderr, code = cli(t, "nametable", "check", filepath.Join(dir, "absent.json"))
 	if code != exitFailed || !strings.Contains(stderr, "absent.json: no such file") {
@@ -458,5 +458,37 @@ func TestHelpOfAnUnknownTopicIsAUsageError(t *testing.T) {
 	stdout, stderr, code := cli(t, "help", "fly")
 	if code != exitUsage || stdout != "" || !strings.Contains(stderr, `no help topic "fly"`) {
 		t.Errorf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+}
+
+func TestClientCommandsFindTheAgentInItsConfig(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(`["a.example."]`))
+	}))
+	defer srv.Close()
+	dnsAddr, qs := dnsServer(t)
+	dir := t.TempDir()
+	cfg := writeFile(t, dir, "onramp.yaml", "status:\n  listen: "+strings.TrimPrefix(srv.URL, "http://")+"\ndns:\n  listen: [\""+dnsAddr+"\"]\n")
+	off := writeFile(t, dir, "off.yaml", "status:\n  listen: \"off\"\n")
+
+	if stdout, stderr, code := cli(t, "nametable", "show", "--config", cfg); code != 0 || !strings.Contains(stdout, "a.example.") {
+		t.Errorf("nametable show --config: exit %d, %q %q", code, stdout, stderr)
+	}
+	if _, stderr, code := cli(t, "lookup", "a.example", "--config", cfg); code != 0 {
+		t.Errorf("lookup --config: exit %d, %q", code, stderr)
+	} else if q := <-qs; q.Name != "a.example." {
+		t.Errorf("lookup --config asked %v", q)
+	}
+	_, stderr, code := cli(t, "status", "--config", off)
+	if code != exitFailed || !strings.Contains(stderr, off+": the agent's status server is off") {
+		t.Errorf("status with status.listen off: exit %d, %q", code, stderr)
+	}
+	// --addr wins over the file.
+	if stdout, _, code := cli(t, "nametable", "show", "--config", off, "--addr", strings.TrimPrefix(srv.URL, "http://")); code != 0 || !strings.Contains(stdout, "a.example.") {
+		t.Errorf("--addr over --config: exit %d, %q", code, stdout)
+	}
+	_, stderr, code = cli(t, "status", "--config", filepath.Join(dir, "absent.yaml"))
+	if code != exitFailed || !strings.Contains(stderr, "absent.yaml: no such file") {
+		t.Errorf("status with a missing --config: exit %d, %q", code, stderr)
 	}
 }

@@ -43,14 +43,14 @@ there is any.`,
 			return err
 		}
 		ix, problems := nametable.Lint(t, hc, nametable.Options{})
-		w := cmd.ErrOrStderr()
+		w := cmd.OutOrStdout()
 		for _, p := range problems {
 			fmt.Fprintf(w, "%s: %s\n", path, p)
 		}
 		if len(problems) > 0 {
 			return fmt.Errorf("%s: %d problem(s)", path, len(problems))
 		}
-		fmt.Fprintf(cmd.OutOrStdout(), "%s: ok, %d hosts, %d names answered\n", path, ix.Hosts(), ix.Len())
+		fmt.Fprintf(w, "%s: ok, %d hosts, %d names answered\n", path, ix.Hosts(), ix.Len())
 		return nil
 	}
 	cmd.ValidArgsFunction = func(_ *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
@@ -63,7 +63,6 @@ there is any.`,
 }
 
 func newNameTableShowCmd() *cobra.Command {
-	var addr string
 	cmd := &cobra.Command{
 		Use:   "show [flags]",
 		Short: "Print the names the running agent serves",
@@ -72,9 +71,13 @@ func newNameTableShowCmd() *cobra.Command {
 		Args: noArgs,
 	}
 	out := addOutputFlag(cmd)
-	cmd.Flags().StringVar(&addr, "addr", defaultStatusAddr, "the agent's status address, `HOST:PORT`")
+	agent := addStatusAddrFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if err := out.check(); err != nil {
+			return err
+		}
+		addr, err := agent.resolve(cmd)
+		if err != nil {
 			return err
 		}
 		ctx, cancel := context.WithTimeout(cmd.Context(), requestTimeout)

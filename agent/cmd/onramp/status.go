@@ -9,14 +9,10 @@ import (
 	"github.com/onramp-mesh/onramp/agent/status"
 )
 
-// defaultStatusAddr is where the agent's status server listens by default.
-const defaultStatusAddr = "127.0.0.1:15020"
-
 // requestTimeout bounds one request to the running agent.
 const requestTimeout = 5 * time.Second
 
 func newStatusCmd() *cobra.Command {
-	var addr string
 	cmd := &cobra.Command{
 		Use:   "status [flags]",
 		Short: "Show the running agent's state",
@@ -29,9 +25,13 @@ probe. It asks the agent's status server (status.listen in the configuration).`,
 		Args: noArgs,
 	}
 	out := addOutputFlag(cmd)
-	cmd.Flags().StringVar(&addr, "addr", defaultStatusAddr, "the agent's status address, `HOST:PORT`")
+	agent := addStatusAddrFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if err := out.check(); err != nil {
+			return err
+		}
+		addr, err := agent.resolve(cmd)
+		if err != nil {
 			return err
 		}
 		ctx, cancel := context.WithTimeout(cmd.Context(), requestTimeout)
