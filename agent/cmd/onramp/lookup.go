@@ -20,6 +20,12 @@ its PTR record. The exit status is 1 when the answer is not NOERROR.`,
   onramp lookup reviews -o json --tcp`,
 		Args: rangeArgs(1, "NAME", "TYPE"),
 	}
+	cmd.ValidArgsFunction = func(_ *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+		if len(args) == 1 {
+			return []string{"A", "AAAA", "PTR", "SRV", "CNAME", "TXT", "MX", "NS", "SOA"}, cobra.ShellCompDirectiveNoFileComp
+		}
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
 	out := addOutputFlag(cmd)
 	agent := addDNSAddrFlags(cmd)
 	cmd.Flags().BoolVar(&q.TCP, "tcp", false, "ask over TCP")

@@ -4,7 +4,26 @@
 //
 // The command tree is built in newRootCmd; run `onramp help` for the list.
 // Each command lives in its own file and exposes newXxxCmd() *cobra.Command:
-// its flags and a call into the package that does the work.
+// its flags and a call into the package that does the work. Adding one:
+//
+//	func newFrobCmd() *cobra.Command {
+//		cmd := &cobra.Command{Use: "frob NAME [flags]", Short: "...", Example: "  onramp frob x", Args: exactArgs("NAME")}
+//		out := addOutputFlag(cmd) // if it prints a result: -o text|json
+//		cmd.RunE = func(cmd *cobra.Command, args []string) error {
+//			r, err := frob.Do(cmd.Context(), args[0]) // the work is in its package
+//			if err != nil {
+//				return err // exit 1, printed as "onramp: <err>"
+//			}
+//			return out.print(cmd.OutOrStdout(), r, r.WriteText)
+//		}
+//		return cmd
+//	}
+//
+// plus newFrobCmd() in the list in newRootCmd; main_test.go then checks its
+// --help, its Examples and its usage errors. Return usagef(...) for a wrong command line found in RunE
+// (exit 2 with a hint); cobra's own argument and flag errors are usage
+// errors already. Print with cmd.OutOrStdout() and cmd.ErrOrStderr(), so
+// that tests see the output.
 package main
 
 import (
