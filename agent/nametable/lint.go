@@ -1,7 +1,6 @@
 package nametable
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -17,14 +16,7 @@ import (
 func Lint(t *ndspb.NameTable, hc HostContext, opt Options) (*Index, []string) {
 	var problems []string
 	ix, err := Build(t, hc, opt)
-	var bad *tableError
-	switch {
-	case errors.As(err, &bad):
-		problems = append(problems, bad.problems...)
-		if bad.more > 0 {
-			problems = append(problems, fmt.Sprintf("and %d more bad entries", bad.more))
-		}
-	case err != nil:
+	if err != nil {
 		problems = append(problems, strings.TrimPrefix(err.Error(), "nametable: "))
 	}
 	table := t.GetTable()

@@ -307,7 +307,7 @@ func TestNameTableCheck(t *testing.T) {
 		t.Errorf("good table: exit %d, %q %q", code, stdout, stderr)
 	}
 	stdout, stderr, code = cli(t, "nametable", "check", bad)
-	if code != exitFailed || !strings.Contains(stdout, bad+`: entry "x.example": ips[0]: "10.0.0.300" is not an IP address`) || stderr != "onramp: "+bad+": 1 problem(s)\n" {
+	if code != exitFailed || !hasLine(stdout, bad+": ", `"x.example"`, `"10.0.0.300"`) || stderr != "onramp: "+bad+": 1 problem(s)\n" {
 		t.Errorf("bad table: exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
 	checkNoDoubledPrefix(t, stdout)
@@ -315,9 +315,9 @@ func TestNameTableCheck(t *testing.T) {
 	if code != exitFailed {
 		t.Errorf("entries without addresses: exit %d, want 1", code)
 	}
-	for _, e := range []string{`entry "empty.example": no addresses`, `entry "also-empty.example": no addresses`} {
-		if !strings.Contains(stdout, e) {
-			t.Errorf("entries without addresses: stdout %q lacks %q", stdout, e)
+	for _, e := range []string{`"empty.example"`, `"also-empty.example"`} {
+		if !hasLine(stdout, noaddr+": ", e, "no addresses") {
+			t.Errorf("entries without addresses: stdout %q has no line for %s", stdout, e)
 		}
 	}
 	if !strings.Contains(stderr, "2 problem(s)") || strings.Contains(stdout, `"a.example"`) {
@@ -327,6 +327,20 @@ func TestNameTableCheck(t *testing.T) {
 	if code != exitFailed || !strings.Contains(stderr, "absent.json: no such file") {
 		t.Errorf("missing file: exit %d, %q", code, stderr)
 	}
+}
+
+// hasLine reports whether a line of s starts with prefix and contains each of subs.
+func hasLine(s, prefix string, subs ...string) bool {
+	for _, line := range strings.Split(s, "\n") {
+		ok := strings.HasPrefix(line, prefix)
+		for _, sub := range subs {
+			ok = ok && strings.Contains(line, sub)
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
 }
 
 func TestConfigCheck(t *testing.T) {
