@@ -509,3 +509,16 @@ func TestClientCommandsFindTheAgentInItsConfig(t *testing.T) {
 		t.Errorf("status with a missing --config: exit %d, %q", code, stderr)
 	}
 }
+
+func TestStatusHTTPError(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	defer srv.Close()
+	stdout, stderr, code := cli(t, "status", "--addr", strings.TrimPrefix(srv.URL, "http://"))
+	if code != exitFailed || stdout != "" || !strings.Contains(stderr, "answered 404 Not Found for /debug/status") {
+		t.Errorf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	_, stderr, code = cli(t, "status", "--addr", "bad host%zz")
+	if code != exitFailed || !strings.Contains(stderr, `status address "bad host%zz" is not host:port`) {
+		t.Errorf("bad address: exit %d, %q", code, stderr)
+	}
+}

@@ -36,8 +36,8 @@ probe. It asks the agent's status server (status.listen in the configuration).`,
 		}
 		ctx, cancel := context.WithTimeout(cmd.Context(), requestTimeout)
 		defer cancel()
-		rep, err := status.Fetch(ctx, addr)
-		if err != nil {
+		var rep status.Report
+		if err := status.Get(ctx, addr, "/debug/status", &rep); err != nil {
 			return err
 		}
 		return out.print(cmd.OutOrStdout(), rep, rep.WriteText)
