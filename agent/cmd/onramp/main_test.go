@@ -136,7 +136,7 @@ func TestHelpCommand(t *testing.T) {
 
 func TestNoArgumentsPrintsHelp(t *testing.T) {
 	stdout, stderr, code := cli(t)
-	if code != 0 || stderr != "" || !strings.Contains(stdout, "Available Commands:") {
+	if code != 0 || stderr != "" || !strings.Contains(stdout, "Running the agent:") {
 		t.Errorf("onramp: exit %d, stderr %q, stdout %q", code, stderr, stdout)
 	}
 }

@@ -19,7 +19,7 @@
 //		return cmd
 //	}
 //
-// plus newFrobCmd() in the list in newRootCmd; main_test.go then checks its
+// plus newFrobCmd() in its group's list in newRootCmd; main_test.go then checks its
 // --help, its Examples and its usage errors. Return usagef(...) for a wrong command line found in RunE
 // (exit 2 with a hint); cobra's own argument and flag errors are usage
 // errors already. Print with cmd.OutOrStdout() and cmd.ErrOrStderr(), so
@@ -74,16 +74,35 @@ WorkloadEntry, and serves the mesh's names from a local caching DNS proxy.`,
 	}
 	root.SetVersionTemplate("{{.Name}} {{.Version}}\n")
 	root.SetHelpCommand(newHelpCmd())
-	root.AddCommand(
-		newRunCmd(),
-		newStatusCmd(),
-		newLookupCmd(),
-		newNameTableCmd(),
-		newConfigCmd(),
-		newVersionCmd(),
-		newCompletionCmd(),
-		newGenDocsCmd(),
-	)
+	// The commands, in the groups `onramp help` shows them in.
+	for _, g := range []struct {
+		id, title string
+		cmds      []*cobra.Command
+	}{
+		{"setup", "Setting up this machine:", []*cobra.Command{
+			newConfigCmd(),
+		}},
+		{"agent", "Running the agent:", []*cobra.Command{
+			newRunCmd(),
+		}},
+		{"inspect", "Looking at a running agent:", []*cobra.Command{
+			newStatusCmd(),
+			newLookupCmd(),
+			newNameTableCmd(),
+		}},
+		{"other", "Other commands:", []*cobra.Command{
+			newVersionCmd(),
+			newCompletionCmd(),
+			newGenDocsCmd(),
+		}},
+	} {
+		root.AddGroup(&cobra.Group{ID: g.id, Title: g.title})
+		for _, c := range g.cmds {
+			c.GroupID = g.id
+			root.AddCommand(c)
+		}
+	}
+	root.SetHelpCommandGroupID("other")
 	prepareTree(root)
 	return root
 }
