@@ -1,12 +1,13 @@
 package config
 
 import (
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/spf13/pflag"
 )
 
 func TestPrecedenceDefaultsFileFlags(t *testing.T) {
@@ -26,7 +27,7 @@ log:
 	if err := os.WriteFile(path, []byte(file), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
 	f := NewFlags(fs)
 	if err := fs.Parse([]string{"--config", path, "--mesh-ttl", "45s", "--stub", "internal=10.0.0.2,10.0.0.3"}); err != nil {
 		t.Fatal(err)
@@ -56,13 +57,13 @@ log:
 }
 
 func TestMissingDefaultFileIsFineButExplicitIsNot(t *testing.T) {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
 	f := NewFlags(fs)
 	f.ConfigPath = filepath.Join(t.TempDir(), "absent.yaml")
 	if _, err := f.Resolve(); err != nil {
 		t.Fatalf("absent default file: %v", err)
 	}
-	fs = flag.NewFlagSet("run", flag.ContinueOnError)
+	fs = pflag.NewFlagSet("run", pflag.ContinueOnError)
 	f = NewFlags(fs)
 	_ = fs.Parse([]string{"--config", "/nonexistent/onramp.yaml"})
 	if _, err := f.Resolve(); err == nil || !strings.Contains(err.Error(), "/nonexistent/onramp.yaml") {
