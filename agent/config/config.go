@@ -77,6 +77,20 @@ type Cache struct {
 	StaleWindow Duration `json:"staleWindow,omitempty"`
 }
 
+func (c Cache) validate() error {
+	switch {
+	case c.MaxEntries <= 0 || c.MaxBytes <= 0:
+		return errors.New("dns.cache: maxEntries and maxBytes must be positive")
+	case c.MaxTTL.D() < time.Second:
+		return fmt.Errorf("dns.cache.maxTTL: %s is below one second", c.MaxTTL)
+	case c.MinTTL.D() < 0 || c.MinTTL.D() > c.MaxTTL.D():
+		return fmt.Errorf("dns.cache.minTTL: %s is not between 0 and maxTTL (%s)", c.MinTTL, c.MaxTTL)
+	case c.StaleWindow.D() < 0:
+		return fmt.Errorf("dns.cache.staleWindow: %s is negative; 0 turns serve-stale off", c.StaleWindow)
+	}
+	return nil
+}
+
 // Status configures the status HTTP server.
 type Status struct {
 	// Listen is the address of /healthz/ready, /metrics and /debug/*. "off" disables it.
@@ -191,8 +205,8 @@ func (c *Config) Validate() error {
 	if c.DNS.UDPSize < 512 || c.DNS.UDPSize > 65535 {
 		return fmt.Errorf("dns.udpSize: %d is out of range (512 to 65535)", c.DNS.UDPSize)
 	}
-	if c.DNS.Cache.MaxEntries < 0 || c.DNS.Cache.MaxBytes < 0 {
-		return errors.New("dns.cache: maxEntries and maxBytes must not be negative")
+	if err := c.DNS.Cache.validate(); err != nil {
+		return err
 	}
 	if c.Status.Listen != "off" && c.Status.Listen != "" {
 		if _, err := netip.ParseAddrPort(c.Status.Listen); err != nil {

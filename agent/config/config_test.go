@@ -80,6 +80,9 @@ func TestBadValuesAreClearErrors(t *testing.T) {
 		{"log:\n  level: loud\n", "log.level"},
 		{"identity:\n  keyType: dsa\n", "identity.keyType"},
 		{"dns: [1,2\n", "YAML"},
+		{"dns:\n  cache: {minTTL: 2h, maxTTL: 1h}\n", "dns.cache.minTTL: 2h0m0s is not between 0 and maxTTL (1h0m0s)"},
+		{"dns:\n  cache: {staleWindow: -1s}\n", "dns.cache.staleWindow"},
+		{"dns:\n  cache: {maxEntries: 0}\n", "must be positive"},
 	} {
 		cfg := Default()
 		err := Parse([]byte(tc.yaml), &cfg)

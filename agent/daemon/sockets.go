@@ -49,10 +49,6 @@ func proxyConfig(c config.Config) (dnsproxy.Config, error) {
 	if err != nil {
 		return dnsproxy.Config{}, err
 	}
-	stale := c.DNS.Cache.StaleWindow.D()
-	if stale == 0 {
-		stale = -1 // 0 in onramp.yaml turns serve-stale off
-	}
 	return dnsproxy.Config{
 		Listen:      c.DNS.Listen,
 		PacketConns: pcs,
@@ -60,13 +56,14 @@ func proxyConfig(c config.Config) (dnsproxy.Config, error) {
 		Upstreams:   c.DNS.Upstreams,
 		Stubs:       c.DNS.Stubs,
 		Timeout:     c.DNS.Timeout.D(),
+		MaxInFlight: dnsproxy.DefaultMaxInFlight,
 		UDPSize:     c.DNS.UDPSize,
 		Cache: dnsproxy.CacheConfig{
 			MaxEntries:  c.DNS.Cache.MaxEntries,
 			MaxBytes:    c.DNS.Cache.MaxBytes,
 			MinTTL:      c.DNS.Cache.MinTTL.D(),
 			MaxTTL:      c.DNS.Cache.MaxTTL.D(),
-			StaleWindow: stale,
+			StaleWindow: c.DNS.Cache.StaleWindow.D(),
 		},
 	}, nil
 }

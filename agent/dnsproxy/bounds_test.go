@@ -83,13 +83,7 @@ func deadUpstream(t testing.TB) (string, func() int) {
 
 func TestForwarderRejectsBeyondMaxInFlight(t *testing.T) {
 	dead, _ := deadUpstream(t)
-	p, err := New(Config{Upstreams: []string{dead}, Timeout: 5 * time.Second, MaxInFlight: 4}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.fwd.SetUpstreams(p.upstreams, nil); err != nil {
-		t.Fatal(err)
-	}
+	p := newProxy(t, Config{Upstreams: []string{dead}, Timeout: 5 * time.Second, MaxInFlight: 4})
 	rec := newRecorder()
 	for i := range 10 {
 		p.chain(request(t, "n"+itoa(uint32(i))+".example.org", rec))
@@ -123,26 +117,26 @@ func TestForwarderRejectsBeyondMaxInFlight(t *testing.T) {
 }
 
 func TestFlightWaitersBounded(t *testing.T) {
-	c := NewCache(CacheConfig{})
+	c, _ := NewCache(testCache)
 	var lead *Request
 	next := func(u *Request) { lead = u.Detach() } // never answers until told
 	rec := newRecorder()
-	const clients = maxFlightWaiters + 1 + 40
+	const clients = MaxFlightWaiters + 1 + 40
 	for range clients {
 		c.ServeDNS(request(t, "popular.example.org", rec), next)
 	}
 	if got := rec.count(rcodeServFail); got != 40 || rec.total() != 40 {
 		t.Fatalf("%d answers, %d SERVFAIL before the upstream answered; want 40 SERVFAIL", rec.total(), got)
 	}
-	if c.rejected.load() != 40 || c.coalesced.load() != maxFlightWaiters {
-		t.Fatalf("rejected %d coalesced %d; want 40 and %d", c.rejected.load(), c.coalesced.load(), maxFlightWaiters)
+	if c.rejected.load() != 40 || c.coalesced.load() != MaxFlightWaiters {
+		t.Fatalf("rejected %d coalesced %d; want 40 and %d", c.rejected.load(), c.coalesced.load(), MaxFlightWaiters)
 	}
 	m := new(dns.Msg)
 	m.Unpack(lead.Msg)
 	resp, _ := answerA("192.0.2.5", 60)(nil, m).Pack()
 	lead.Reply(resp)
-	if got := rec.count(rcodeSuccess); got != maxFlightWaiters+1 {
-		t.Fatalf("%d answered NOERROR, want %d (the first and every waiter)", got, maxFlightWaiters+1)
+	if got := rec.count(rcodeSuccess); got != MaxFlightWaiters+1 {
+		t.Fatalf("%d answered NOERROR, want %d (the first and every waiter)", got, MaxFlightWaiters+1)
 	}
 	if len(c.flights) != 0 {
 		t.Fatalf("%d flights left", len(c.flights))
@@ -152,7 +146,7 @@ func TestFlightWaitersBounded(t *testing.T) {
 // An answer the next link gives at once goes to the query that started
 // the flight in place.
 func TestFlightAnsweredInPlace(t *testing.T) {
-	c := NewCache(CacheConfig{})
+	c, _ := NewCache(testCache)
 	sink := &sinkResponder{}
 	r := request(t, "refused.example.org", sink)
 	c.ServeDNS(r, func(u *Request) { u.Reply(appendHeaderOnly(u.Buf[:0], u, rcodeServFail)) })

@@ -2,55 +2,47 @@ package dnsproxy
 
 import (
 	"encoding/binary"
+	"fmt"
 	"hash/maphash"
 	"sync"
 	"sync/atomic"
 	"time"
 )
 
-// CacheConfig bounds and tunes the cache of forwarded answers.
+// CacheConfig bounds and tunes the cache of forwarded answers; every
+// bound must be set.
 type CacheConfig struct {
-	// MaxEntries bounds the number of cached answers. Default 100000.
+	// MaxEntries bounds the number of cached answers.
 	MaxEntries int
-	// MaxBytes bounds the bytes the cached answers take. Default 8 MiB.
+	// MaxBytes bounds the bytes the cached answers take.
 	MaxBytes int
-	// MinTTL raises shorter TTLs of cached answers. Default 0.
+	// MinTTL raises shorter TTLs of cached answers; at most MaxTTL.
 	MinTTL time.Duration
-	// MaxTTL caps the TTL of cached answers. Default 1h.
+	// MaxTTL caps the TTL of cached answers; at least a second.
 	MaxTTL time.Duration
 	// StaleWindow is how long past expiry an answer may still be served
-	// when every upstream fails (RFC 8767). Default 24h; negative turns
-	// serve-stale off.
+	// when every upstream fails (RFC 8767); 0 turns serve-stale off.
 	StaleWindow time.Duration
-	// StaleTTL is the TTL of a stale answer. Default 30s.
-	StaleTTL time.Duration
 	// NoPrefetch turns off refreshing popular answers shortly before they
 	// expire.
 	NoPrefetch bool
 }
 
-func (c *CacheConfig) setDefaults() {
-	if c.MaxEntries <= 0 {
-		c.MaxEntries = 100000
+// StaleTTL is the TTL of an answer served stale, as RFC 8767 recommends.
+const StaleTTL = 30 * time.Second
+
+func (c CacheConfig) validate() error {
+	switch {
+	case c.MaxEntries <= 0 || c.MaxBytes <= 0:
+		return fmt.Errorf("dnsproxy: cache bounds of %d entries and %d bytes must be positive", c.MaxEntries, c.MaxBytes)
+	case c.MaxTTL < time.Second:
+		return fmt.Errorf("dnsproxy: cache maximum TTL %s is below one second", c.MaxTTL)
+	case c.MinTTL < 0 || c.MinTTL > c.MaxTTL:
+		return fmt.Errorf("dnsproxy: cache minimum TTL %s is not between 0 and the maximum TTL %s", c.MinTTL, c.MaxTTL)
+	case c.StaleWindow < 0:
+		return fmt.Errorf("dnsproxy: stale window %s is negative; 0 turns serve-stale off", c.StaleWindow)
 	}
-	if c.MaxBytes <= 0 {
-		c.MaxBytes = 8 << 20
-	}
-	if c.MaxTTL <= 0 {
-		c.MaxTTL = time.Hour
-	}
-	if c.MinTTL < 0 || c.MinTTL > c.MaxTTL {
-		c.MinTTL = 0
-	}
-	if c.StaleWindow == 0 {
-		c.StaleWindow = 24 * time.Hour
-	}
-	if c.StaleWindow < 0 {
-		c.StaleWindow = 0
-	}
-	if c.StaleTTL <= 0 {
-		c.StaleTTL = 30 * time.Second
-	}
+	return nil
 }
 
 const cacheShards = 16
@@ -127,16 +119,18 @@ type flight struct {
 	resp  []byte // the answer as received, when entry is nil
 }
 
-// NewCache returns an empty cache; zero fields of cfg take their defaults.
-func NewCache(cfg CacheConfig) *Cache {
-	cfg.setDefaults()
+// NewCache returns an empty cache, or an error when cfg is out of range.
+func NewCache(cfg CacheConfig) (*Cache, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
 	c := &Cache{cfg: cfg, seed: maphash.MakeSeed(), flights: make(map[flightKey]*flight), now: time.Now}
 	per := (cfg.MaxEntries + cacheShards - 1) / cacheShards
 	perBytes := (cfg.MaxBytes + cacheShards - 1) / cacheShards
 	for i := range c.shards {
 		c.shards[i] = cacheShard{m: make(map[uint64]*entry), maxEntries: per, maxBytes: perBytes}
 	}
-	return c
+	return c, nil
 }
 
 func (c *Cache) hash(name []byte, qtype, qclass uint16, flags uint8) uint64 {
@@ -184,9 +178,9 @@ func (c *Cache) ServeDNS(r *Request, next Next) {
 	c.resolve(h, r, next, true)
 }
 
-// maxFlightWaiters bounds the clients waiting on one coalesced query;
+// MaxFlightWaiters bounds the clients waiting on one coalesced query;
 // more are answered SERVFAIL at once and counted as rejected.
-const maxFlightWaiters = 256
+const MaxFlightWaiters = 256
 
 // resolve sends r to next, or joins the identical query already in
 // flight. Without answer, the query only refreshes the cache.
@@ -203,7 +197,7 @@ func (c *Cache) resolve(h uint64, r *Request, next Next, answer bool) {
 			c.fmu.Unlock()
 			return
 		}
-		if f.joined >= maxFlightWaiters {
+		if f.joined >= MaxFlightWaiters {
 			c.fmu.Unlock()
 			c.rejected.inc()
 			r.Reply(appendHeaderOnly(r.Buf[:0], r, rcodeServFail))
@@ -246,15 +240,13 @@ func (c *Cache) appendFlightAnswer(dst []byte, w *Request, f *flight) []byte {
 	switch {
 	case f.stale:
 		c.stale.inc()
-		return f.entry.appendTo(dst, w, 0, staleTTL(c.cfg.StaleTTL))
+		return f.entry.appendTo(dst, w, 0, uint32(StaleTTL/time.Second))
 	case f.entry != nil:
 		return f.entry.appendTo(dst, w, 0, 0)
 	default:
 		return adaptResponse(dst, f.resp, w)
 	}
 }
-
-func staleTTL(d time.Duration) uint32 { return uint32(d / time.Second) }
 
 // collector receives the upstream answer to a flight, stores it and
 // answers every waiter.

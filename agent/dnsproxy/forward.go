@@ -80,8 +80,9 @@ type Forwarder struct {
 	pool map[netip.AddrPort]*upstream
 	self []netip.AddrPort
 
-	// setMark sets SO_MARK on a socket; a variable for tests.
-	setMark  func(fd uintptr, mark uint32) error
+	// setMark sets SO_MARK on a new socket of network (udp4, tcp6, ...);
+	// a variable for tests.
+	setMark  func(network string, fd uintptr, mark uint32) error
 	markOnce sync.Once
 
 	answered, servfail, failures, spoofed, rejected counter
@@ -116,19 +117,19 @@ func NewForwarder(cfg ForwarderConfig, log hclog.Logger) (*Forwarder, error) {
 	return f, nil
 }
 
-func setSocketMark(fd uintptr, mark uint32) error {
+func setSocketMark(_ string, fd uintptr, mark uint32) error {
 	return unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_MARK, int(mark))
 }
 
 // control marks a new upstream socket. Lacking the privilege to, it logs
 // once and lets the socket go unmarked: DNS keeps working, only a redirect
 // that exempts by mark would catch these queries.
-func (f *Forwarder) control(_, _ string, c syscall.RawConn) error {
+func (f *Forwarder) control(network, _ string, c syscall.RawConn) error {
 	if f.cfg.SocketMark == 0 {
 		return nil
 	}
 	var serr error
-	if err := c.Control(func(fd uintptr) { serr = f.setMark(fd, f.cfg.SocketMark) }); err != nil {
+	if err := c.Control(func(fd uintptr) { serr = f.setMark(network, fd, f.cfg.SocketMark) }); err != nil {
 		return err
 	}
 	if serr != nil {
