@@ -4,10 +4,11 @@ GO ?= go
 BIN := bin
 APT_PACKAGES := protobuf-compiler bind9-dnsutils dnsperf iproute2 nftables libc-bin
 VERSION ?= 0.1.0
+COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null)
 ARCH ?= $(shell $(GO) env GOARCH)
 export GOFLAGS := -buildvcs=false
 
-.PHONY: all build test bench proto demo deps clean deb rpm
+.PHONY: all build test bench proto demo deps clean deb rpm docs
 
 all: build
 
@@ -20,7 +21,7 @@ deps:
 	fi
 
 build:
-	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN)/onramp ./agent/cmd/onramp
+	$(GO) build -ldflags "-X main.version=$(VERSION) -X main.commit=$(COMMIT)" -o $(BIN)/onramp ./agent/cmd/onramp
 	$(GO) build -o $(BIN)/onramp-testbed ./testbed/cmd/onramp-testbed
 
 test: deps build
@@ -40,6 +41,12 @@ demo: deps build
 
 proto: deps
 	PATH="$$(dirname $$($(GO) tool -n protoc-gen-go)):$$PATH" protoc --go_out=. --go_opt=module=github.com/onramp-mesh/onramp agent/xds/ndspb/nds.proto
+
+# docs: the man pages and the bash/zsh/fish completions, generated from the command tree, into $(BIN)/docs
+# (man/man1/onramp*.1.gz, completions/bash/onramp, completions/zsh/_onramp, completions/fish/onramp.fish).
+docs: build
+	rm -rf $(BIN)/docs
+	SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct 2>/dev/null || date +%s) $(BIN)/onramp gen-docs --dir $(BIN)/docs --gzip
 
 # deb, rpm: the package, into dist/ (nfpm pinned in go.mod).
 deb rpm: build

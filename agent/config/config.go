@@ -18,7 +18,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
-	"github.com/onramp-mesh/onramp/agent/dnsproxy"
+	"github.com/onramp-mesh/onramp/agent/resolvconf"
 )
 
 // DefaultPath is where the agent looks for its configuration file.
@@ -107,6 +107,20 @@ const (
 	// answered as Istio's agent answers them.
 	DataPlaneProxy = "proxy"
 )
+
+func (c Cache) validate() error {
+	switch {
+	case c.MaxEntries <= 0 || c.MaxBytes <= 0:
+		return errors.New("dns.cache: maxEntries and maxBytes must be positive")
+	case c.MaxTTL.D() < time.Second:
+		return fmt.Errorf("dns.cache.maxTTL: %s is below one second", c.MaxTTL)
+	case c.MinTTL.D() < 0 || c.MinTTL.D() > c.MaxTTL.D():
+		return fmt.Errorf("dns.cache.minTTL: %s is not between 0 and maxTTL (%s)", c.MinTTL, c.MaxTTL)
+	case c.StaleWindow.D() < 0:
+		return fmt.Errorf("dns.cache.staleWindow: %s is negative; 0 turns serve-stale off", c.StaleWindow)
+	}
+	return nil
+}
 
 // Status configures the status HTTP server.
 type Status struct {
@@ -201,7 +215,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	for _, a := range c.DNS.Upstreams {
-		if _, err := dnsproxy.ParseServer(a); err != nil {
+		if _, err := resolvconf.ParseServer(a); err != nil {
 			return fmt.Errorf("dns.upstreams: %w", err)
 		}
 	}
@@ -210,7 +224,7 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("dns.stubs: zone %q needs a name and at least one server", zone)
 		}
 		for _, a := range servers {
-			if _, err := dnsproxy.ParseServer(a); err != nil {
+			if _, err := resolvconf.ParseServer(a); err != nil {
 				return fmt.Errorf("dns.stubs[%s]: %w", zone, err)
 			}
 		}
@@ -224,14 +238,8 @@ func (c *Config) Validate() error {
 	if c.DNS.UDPSize < 512 || c.DNS.UDPSize > 65535 {
 		return fmt.Errorf("dns.udpSize: %d is out of range (512 to 65535)", c.DNS.UDPSize)
 	}
-	if c.DNS.Cache.MaxEntries < 0 || c.DNS.Cache.MaxBytes < 0 {
-		return errors.New("dns.cache: maxEntries and maxBytes must not be negative")
-	}
-	if c.DNS.Cache.MinTTL.D() < 0 || c.DNS.Cache.MaxTTL.D() < 0 || c.DNS.Cache.StaleWindow.D() < 0 {
-		return errors.New("dns.cache: minTTL, maxTTL and staleWindow must not be negative")
-	}
-	if c.DNS.Cache.MaxTTL.D() > 0 && c.DNS.Cache.MinTTL.D() > c.DNS.Cache.MaxTTL.D() {
-		return fmt.Errorf("dns.cache: minTTL %s is above maxTTL %s; lower minTTL or raise maxTTL", c.DNS.Cache.MinTTL, c.DNS.Cache.MaxTTL)
+	if err := c.DNS.Cache.validate(); err != nil {
+		return err
 	}
 	switch c.Redirect.Mode {
 	case RedirectAuto, RedirectResolved, RedirectNftables, RedirectNone:

@@ -1,12 +1,13 @@
 package config
 
 import (
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/spf13/pflag"
 )
 
 func TestPrecedenceDefaultsFileFlags(t *testing.T) {
@@ -28,7 +29,7 @@ redirect:
 	if err := os.WriteFile(path, []byte(file), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
 	f := NewFlags(fs)
 	if err := fs.Parse([]string{"--config", path, "--mesh-ttl", "45s", "--stub", "internal=10.0.0.2,10.0.0.3", "--data-plane", "none"}); err != nil {
 		t.Fatal(err)
@@ -61,13 +62,13 @@ redirect:
 }
 
 func TestMissingDefaultFileIsFineButExplicitIsNot(t *testing.T) {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
 	f := NewFlags(fs)
 	f.ConfigPath = filepath.Join(t.TempDir(), "absent.yaml")
 	if _, err := f.Resolve(); err != nil {
 		t.Fatalf("absent default file: %v", err)
 	}
-	fs = flag.NewFlagSet("run", flag.ContinueOnError)
+	fs = pflag.NewFlagSet("run", pflag.ContinueOnError)
 	f = NewFlags(fs)
 	_ = fs.Parse([]string{"--config", "/nonexistent/onramp.yaml"})
 	if _, err := f.Resolve(); err == nil || !strings.Contains(err.Error(), "/nonexistent/onramp.yaml") {
@@ -84,10 +85,11 @@ func TestBadValuesAreClearErrors(t *testing.T) {
 		{"log:\n  level: loud\n", "log.level"},
 		{"identity:\n  keyType: dsa\n", "identity.keyType"},
 		{"dns: [1,2\n", "YAML"},
-		{"dns:\n  cache: {minTTL: 2h, maxTTL: 1h}\n", "minTTL 2h0m0s is above maxTTL 1h0m0s"},
-		{"dns:\n  cache: {staleWindow: -1s}\n", "must not be negative"},
 		{"redirect: {mode: iptables}\n", "redirect.mode"},
 		{"dataPlane: envoy\n", "dataPlane"},
+		{"dns:\n  cache: {minTTL: 2h, maxTTL: 1h}\n", "dns.cache.minTTL: 2h0m0s is not between 0 and maxTTL (1h0m0s)"},
+		{"dns:\n  cache: {staleWindow: -1s}\n", "dns.cache.staleWindow"},
+		{"dns:\n  cache: {maxEntries: 0}\n", "must be positive"},
 	} {
 		cfg := Default()
 		err := Parse([]byte(tc.yaml), &cfg)

@@ -1,16 +1,17 @@
 package config
 
 import (
-	"flag"
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/spf13/pflag"
 )
 
 // Flags are the command-line flags of `onramp run`. Only the flags actually
 // given override the file; see the package comment for precedence.
 type Flags struct {
-	fs *flag.FlagSet
+	fs *pflag.FlagSet
 
 	// ConfigPath is the configuration file (--config).
 	ConfigPath string
@@ -26,7 +27,7 @@ type Flags struct {
 }
 
 // NewFlags defines the run flags on fs.
-func NewFlags(fs *flag.FlagSet) *Flags {
+func NewFlags(fs *pflag.FlagSet) *Flags {
 	f := &Flags{fs: fs}
 	fs.StringVar(&f.ConfigPath, "config", DefaultPath, "configuration file (optional when it is the default path)")
 	fs.StringVar(&f.bundle, "bundle", "", "onboarding bundle directory written by istioctl x workload entry configure")
@@ -51,22 +52,20 @@ func NewFlags(fs *flag.FlagSet) *Flags {
 // flags that were given. The default path may be absent; a path given
 // explicitly must exist.
 func (f *Flags) Resolve() (Config, error) {
-	explicit := false
-	f.fs.Visit(func(fl *flag.Flag) {
-		if fl.Name == "config" {
-			explicit = true
-		}
-	})
+	explicit := f.fs.Changed("config")
+	if f.fs.Changed("bundle") && f.fs.Changed("name-table") {
+		return Config{}, fmt.Errorf("--bundle and --name-table exclude each other: give the bundle to join a mesh, or the name table to serve it with no control plane")
+	}
 	cfg, err := Load(f.ConfigPath, !explicit)
 	if err != nil {
 		return cfg, err
 	}
-	f.fs.Visit(func(fl *flag.Flag) {
+	f.fs.Visit(func(fl *pflag.Flag) {
 		switch fl.Name {
 		case "bundle":
-			cfg.Bundle = f.bundle
+			cfg.Bundle, cfg.NameTable = f.bundle, ""
 		case "name-table":
-			cfg.NameTable = f.nameTable
+			cfg.Bundle, cfg.NameTable = "", f.nameTable
 		case "state-dir":
 			cfg.StateDir = f.stateDir
 		case "dns-listen":
@@ -121,6 +120,9 @@ func (s *stubList) String() string {
 	}
 	return strings.Join(parts, " ")
 }
+
+// Type names the value in help output.
+func (s *stubList) Type() string { return "ZONE=SERVERS" }
 
 func (s *stubList) Set(v string) error {
 	zone, servers, ok := strings.Cut(v, "=")

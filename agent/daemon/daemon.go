@@ -32,6 +32,7 @@ import (
 	"github.com/onramp-mesh/onramp/agent/config"
 	"github.com/onramp-mesh/onramp/agent/health"
 	"github.com/onramp-mesh/onramp/agent/nametable"
+	"github.com/onramp-mesh/onramp/agent/resolvconf"
 	"github.com/onramp-mesh/onramp/agent/status"
 	"github.com/onramp-mesh/onramp/agent/tablestate"
 	"github.com/onramp-mesh/onramp/installer/bundle"
@@ -52,13 +53,13 @@ func NewLogger(c config.Log) hclog.Logger {
 
 // Run runs the agent until ctx ends, or until a component fails.
 func Run(ctx context.Context, cfg config.Config, version string) error {
-	return run(ctx, cfg, version, hostEnv{resolvConf: "/etc/resolv.conf", activated: activatedSockets})
+	return run(ctx, cfg, version, hostEnv{activated: activatedSockets})
 }
 
 // hostEnv is what the agent takes from the machine; tests give their own.
 type hostEnv struct {
-	// resolvConf is where the search list is read and followed.
-	resolvConf string
+	// resolver names the host's resolver files (the system's when empty).
+	resolver resolvconf.Paths
 	// activated returns the sockets systemd passed, if any.
 	activated func() ([]net.PacketConn, []net.Listener, error)
 }
@@ -78,11 +79,11 @@ type agent struct {
 	log     hclog.Logger
 	bundle  *bundle.Bundle // nil: no control plane (static table)
 
-	tables *tablestate.Tables
-	dns    *dnsServer
-	search *searchFollower // nil when dns.searchDomains is set
-	cp     *controlPlane   // nil without a bundle
-	status *status.Server  // nil when status.listen is "off"
+	tables   *tablestate.Tables
+	dns      *dnsServer
+	resolver *hostResolver  // nil when both dns.upstreams and dns.searchDomains are set
+	cp       *controlPlane  // nil without a bundle
+	status   *status.Server // nil when status.listen is "off"
 }
 
 // assemble constructs every component and opens every socket, starting
@@ -100,8 +101,12 @@ func assemble(cfg config.Config, version string, env hostEnv, log hclog.Logger) 
 			return nil, err
 		}
 	}
+	followSearch, followUpstreams := len(cfg.DNS.SearchDomains) == 0, len(cfg.DNS.Upstreams) == 0
+	if followSearch || followUpstreams {
+		a.resolver = newHostResolver(env.resolver, log.Named("resolv.conf"))
+	}
 	a.tables = tablestate.New(tablestate.Config{
-		Host:    hostContext(cfg, a.bundle, env.resolvConf, log),
+		Host:    hostContext(cfg, a.bundle, env.resolver, log),
 		Options: nametable.Options{TTL: cfg.DNS.MeshTTL.D()},
 		Store:   &nametable.Store{Dir: cfg.StateDir},
 		Log:     log.Named("nametable"),
@@ -110,11 +115,15 @@ func assemble(cfg config.Config, version string, env hostEnv, log hclog.Logger) 
 	if err := a.firstTable(); err != nil {
 		return nil, err
 	}
-	if a.dns, err = newDNSServer(cfg, env.activated, a.tables, log.Named("dns")); err != nil {
+	var host *resolvconf.Watcher
+	if followUpstreams {
+		host = a.resolver.watcher
+	}
+	if a.dns, err = newDNSServer(cfg, env.activated, host, a.tables, log.Named("dns")); err != nil {
 		return nil, err
 	}
-	if len(cfg.DNS.SearchDomains) == 0 {
-		a.search = &searchFollower{path: env.resolvConf, tables: a.tables, log: log.Named("resolv.conf")}
+	if followSearch {
+		a.resolver.followSearch(a.tables)
 	}
 	if a.bundle != nil {
 		if a.cp, err = newControlPlane(cfg, a.bundle, a.tables.Push, log); err != nil {
@@ -164,8 +173,8 @@ type service struct {
 
 func (a *agent) services() []service {
 	s := []service{{"dns", a.dns.Serve, true}}
-	if a.search != nil {
-		s = append(s, service{"resolv.conf", a.search.Run, false})
+	if a.resolver != nil {
+		s = append(s, service{"resolv.conf", a.resolver.Run, false})
 	}
 	if a.status != nil {
 		s = append(s, service{"status", a.status.Serve, true})
@@ -218,7 +227,7 @@ func (a *agent) mode() string {
 
 // hostContext is what the host adds to the name table: the proxy's namespace
 // and the resolv.conf search list for one-round-trip CNAMEs.
-func hostContext(cfg config.Config, b *bundle.Bundle, resolvConf string, log hclog.Logger) nametable.HostContext {
+func hostContext(cfg config.Config, b *bundle.Bundle, resolver resolvconf.Paths, log hclog.Logger) nametable.HostContext {
 	hc := nametable.HostContext{Namespace: cfg.DNS.Namespace, ClusterDomain: nametable.DefaultClusterDomain, Ndots: 1}
 	if b != nil {
 		hc.Namespace = b.Namespace
@@ -230,10 +239,10 @@ func hostContext(cfg config.Config, b *bundle.Bundle, resolvConf string, log hcl
 		hc.Search = slices.Clone(cfg.DNS.SearchDomains)
 		return hc
 	}
-	if rc, err := readResolvConf(resolvConf); err == nil {
-		hc.Search, hc.Ndots = rc.Search, rc.Ndots
+	if h := resolver.ReadHost(); h.ResolvErr == nil {
+		hc.Search, hc.Ndots = h.Search, h.Ndots
 	} else {
-		log.Debug("no search list from resolv.conf", "file", resolvConf, "error", err)
+		log.Debug("no search list from resolv.conf", "error", h.ResolvErr)
 	}
 	return hc
 }

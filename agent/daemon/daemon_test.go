@@ -22,6 +22,7 @@ import (
 
 	"github.com/onramp-mesh/onramp/agent/config"
 	"github.com/onramp-mesh/onramp/agent/nametable"
+	"github.com/onramp-mesh/onramp/agent/resolvconf"
 	"github.com/onramp-mesh/onramp/agent/status"
 )
 
@@ -31,8 +32,8 @@ const productpage = `{"table": {"productpage.ns1.svc.cluster.local": {"ips": ["1
 func testConfig(t *testing.T, table string) (config.Config, hostEnv) {
 	t.Helper()
 	dir := t.TempDir()
-	env := hostEnv{resolvConf: filepath.Join(dir, "resolv.conf")}
-	writeFile(t, env.resolvConf, "nameserver 192.0.2.53\nsearch a.example\n")
+	env := hostEnv{resolver: resolvconf.Paths{ResolvConf: filepath.Join(dir, "resolv.conf"), ResolvedUpstream: filepath.Join(dir, "absent")}}
+	writeFile(t, env.resolver.ResolvConf, "nameserver 192.0.2.53\nsearch a.example\n")
 	cfg := config.Default()
 	cfg.NameTable = filepath.Join(dir, "table.json")
 	writeFile(t, cfg.NameTable, table)
@@ -140,7 +141,7 @@ func TestStaticTable(t *testing.T) {
 	if r := ask(t, server, "productpage.ns1.svc.cluster.local.a.example."); len(r.Answer) != 2 || r.Answer[0].Header().Rrtype != dns.TypeCNAME {
 		t.Errorf("search expansion for a.example: %v", r)
 	}
-	writeFile(t, env.resolvConf, "nameserver 192.0.2.53\nsearch b.example\n")
+	writeFile(t, env.resolver.ResolvConf, "nameserver 192.0.2.53\nsearch b.example\n")
 	select {
 	case <-installs:
 	case <-time.After(10 * time.Second):

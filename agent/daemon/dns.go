@@ -12,6 +12,7 @@ import (
 
 	"github.com/onramp-mesh/onramp/agent/config"
 	"github.com/onramp-mesh/onramp/agent/dnsproxy"
+	"github.com/onramp-mesh/onramp/agent/resolvconf"
 	"github.com/onramp-mesh/onramp/agent/status"
 )
 
@@ -23,13 +24,15 @@ type dnsServer struct {
 	pcs       []net.PacketConn
 	ls        []net.Listener
 	activated bool
-	upstreams []string
 }
 
 // newDNSServer opens the DNS sockets and builds the proxy answering mesh
 // names from table.
-func newDNSServer(cfg config.Config, activated func() ([]net.PacketConn, []net.Listener, error), table dnsproxy.Table, log hclog.Logger) (*dnsServer, error) {
-	d := &dnsServer{upstreams: cfg.DNS.Upstreams}
+//
+// host is the watcher whose upstreams the proxy follows; nil when
+// dns.upstreams is set.
+func newDNSServer(cfg config.Config, activated func() ([]net.PacketConn, []net.Listener, error), host *resolvconf.Watcher, table dnsproxy.Table, log hclog.Logger) (*dnsServer, error) {
+	d := &dnsServer{}
 	var err error
 	if activated != nil {
 		if d.pcs, d.ls, err = activated(); err != nil {
@@ -44,7 +47,7 @@ func newDNSServer(cfg config.Config, activated func() ([]net.PacketConn, []net.L
 		return nil, err
 	}
 	pcfg := proxyConfig(cfg)
-	pcfg.PacketConns, pcfg.Listeners = d.pcs, d.ls
+	pcfg.PacketConns, pcfg.Listeners, pcfg.Host = d.pcs, d.ls, host
 	if d.proxy, err = dnsproxy.New(pcfg, log); err != nil {
 		d.Close()
 		return nil, err
@@ -88,7 +91,11 @@ func (d *dnsServer) Addrs() []string {
 
 // Status is what `onramp status` shows about DNS.
 func (d *dnsServer) Status() status.DNS {
-	return status.DNS{Listen: d.Addrs(), SocketActivated: d.activated, Upstreams: d.upstreams}
+	st := status.DNS{Listen: d.Addrs(), SocketActivated: d.activated}
+	for _, u := range d.proxy.Upstreams() {
+		st.Upstreams = append(st.Upstreams, u.String())
+	}
+	return st
 }
 
 // activatedSockets returns the DNS sockets systemd handed over (onramp.socket),
@@ -135,24 +142,22 @@ func activatedSockets() ([]net.PacketConn, []net.Listener, error) {
 	return pcs, ls, nil
 }
 
-// proxyConfig maps the agent's configuration onto the DNS proxy's.
+// proxyConfig maps the agent's configuration onto the DNS proxy's; agent/config
+// owns every default the user sees.
 func proxyConfig(c config.Config) dnsproxy.Config {
-	stale := c.DNS.Cache.StaleWindow.D()
-	if stale == 0 {
-		stale = -1 // 0 in onramp.yaml turns serve-stale off
-	}
 	return dnsproxy.Config{
-		Listen:    c.DNS.Listen,
-		Upstreams: c.DNS.Upstreams,
-		Stubs:     c.DNS.Stubs,
-		Timeout:   c.DNS.Timeout.D(),
-		UDPSize:   c.DNS.UDPSize,
+		Listen:      c.DNS.Listen,
+		Upstreams:   c.DNS.Upstreams,
+		Stubs:       c.DNS.Stubs,
+		Timeout:     c.DNS.Timeout.D(),
+		MaxInFlight: dnsproxy.DefaultMaxInFlight,
+		UDPSize:     c.DNS.UDPSize,
 		Cache: dnsproxy.CacheConfig{
 			MaxEntries:  c.DNS.Cache.MaxEntries,
 			MaxBytes:    c.DNS.Cache.MaxBytes,
 			MinTTL:      c.DNS.Cache.MinTTL.D(),
 			MaxTTL:      c.DNS.Cache.MaxTTL.D(),
-			StaleWindow: stale,
+			StaleWindow: c.DNS.Cache.StaleWindow.D(),
 		},
 	}
 }
