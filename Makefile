@@ -2,25 +2,34 @@
 SHELL := /bin/bash
 GO ?= go
 BIN := bin
-APT_PACKAGES := protobuf-compiler bind9-dnsutils dnsperf iproute2 nftables libc-bin
+APT_PACKAGES := protobuf-compiler bind9-dnsutils dnsperf iproute2 nftables libc-bin debootstrap systemd-container zstd
 VERSION ?= 0.1.0
+COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null)
 ARCH ?= $(shell $(GO) env GOARCH)
 export GOFLAGS := -buildvcs=false
 
-.PHONY: all build test bench proto demo deps clean deb rpm
+.PHONY: all build test bench proto demo deps clean deb rpm docs
 
 all: build
 
 # deps installs what the targets need from Debian's packages (apt mirror as configured on this machine).
+# systemd-container (for testbed/nspawn) brings libnss-mymachines, which adds itself to the hosts: line of
+# /etc/nsswitch.conf; the test machines are not registered, so deps removes it and keeps that line as it was.
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=600 $$missing >/dev/null; \
+	fi
+	@if dpkg -s libnss-mymachines >/dev/null 2>&1; then \
+		DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq -o DPkg::Lock::Timeout=600 libnss-mymachines >/dev/null; \
+	fi; \
+	if grep -qE '^hosts:.*mymachines' /etc/nsswitch.conf; then \
+		sed -i -E '/^hosts:/s/[[:space:]]+mymachines([[:space:]]+\[[^]]*\])?//' /etc/nsswitch.conf; \
 	fi
 
 build:
-	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN)/onramp ./agent/cmd/onramp
+	$(GO) build -ldflags "-X main.version=$(VERSION) -X main.commit=$(COMMIT)" -o $(BIN)/onramp ./agent/cmd/onramp
 	$(GO) build -o $(BIN)/onramp-testbed ./testbed/cmd/onramp-testbed
 
 test: deps build
@@ -40,6 +49,12 @@ demo: deps build
 
 proto: deps
 	PATH="$$(dirname $$($(GO) tool -n protoc-gen-go)):$$PATH" protoc --go_out=. --go_opt=module=github.com/onramp-mesh/onramp agent/xds/ndspb/nds.proto
+
+# docs: the man pages and the bash/zsh/fish completions, generated from the command tree, into $(BIN)/docs
+# (man/man1/onramp*.1.gz, completions/bash/onramp, completions/zsh/_onramp, completions/fish/onramp.fish).
+docs: build
+	rm -rf $(BIN)/docs
+	SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct 2>/dev/null || date +%s) $(BIN)/onramp gen-docs --dir $(BIN)/docs --gzip
 
 # deb, rpm: the package, into dist/ (nfpm pinned in go.mod).
 deb rpm: build

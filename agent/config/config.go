@@ -18,7 +18,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
-	"github.com/onramp-mesh/onramp/agent/dnsproxy"
+	"github.com/onramp-mesh/onramp/agent/resolvconf"
 )
 
 // DefaultPath is where the agent looks for its configuration file.
@@ -35,7 +35,12 @@ type Config struct {
 	// StateDir keeps the key, certificate chain, root, and the last good name table.
 	StateDir string `json:"stateDir,omitempty"`
 
+	// DataPlane says whether a data-plane proxy on the VM (Envoy, ztunnel)
+	// carries traffic to the mesh's auto-allocated VIPs: "none" or "proxy".
+	DataPlane string `json:"dataPlane,omitempty"`
+
 	DNS      DNS      `json:"dns"`
+	Redirect Redirect `json:"redirect"`
 	Status   Status   `json:"status"`
 	Identity Identity `json:"identity"`
 	Log      Log      `json:"log"`
@@ -77,6 +82,46 @@ type Cache struct {
 	StaleWindow Duration `json:"staleWindow,omitempty"`
 }
 
+// Redirect configures how the host's resolver is pointed at the proxy.
+type Redirect struct {
+	// Mode is auto (pick from what the host runs), resolved, nftables or none.
+	Mode string `json:"mode,omitempty"`
+	// CaptureAll sends every query of the host to onramp, not only the mesh's domains.
+	CaptureAll bool `json:"captureAll,omitempty"`
+}
+
+// Redirect modes.
+const (
+	RedirectAuto     = "auto"
+	RedirectResolved = "resolved"
+	RedirectNftables = "nftables"
+	RedirectNone     = "none"
+)
+
+// Data plane modes.
+const (
+	// DataPlaneNone: no proxy on the VM; names whose only addresses are
+	// auto-allocated VIPs are not answered from the table.
+	DataPlaneNone = "none"
+	// DataPlaneProxy: a proxy on the VM captures VIP traffic; VIPs are
+	// answered as Istio's agent answers them.
+	DataPlaneProxy = "proxy"
+)
+
+func (c Cache) validate() error {
+	switch {
+	case c.MaxEntries <= 0 || c.MaxBytes <= 0:
+		return errors.New("dns.cache: maxEntries and maxBytes must be positive")
+	case c.MaxTTL.D() < time.Second:
+		return fmt.Errorf("dns.cache.maxTTL: %s is below one second", c.MaxTTL)
+	case c.MinTTL.D() < 0 || c.MinTTL.D() > c.MaxTTL.D():
+		return fmt.Errorf("dns.cache.minTTL: %s is not between 0 and maxTTL (%s)", c.MinTTL, c.MaxTTL)
+	case c.StaleWindow.D() < 0:
+		return fmt.Errorf("dns.cache.staleWindow: %s is negative; 0 turns serve-stale off", c.StaleWindow)
+	}
+	return nil
+}
+
 // Status configures the status HTTP server.
 type Status struct {
 	// Listen is the address of /healthz/ready, /metrics and /debug/*. "off" disables it.
@@ -116,9 +161,11 @@ func Default() Config {
 				StaleWindow: Duration(24 * time.Hour),
 			},
 		},
-		Status:   Status{Listen: "127.0.0.1:15020"},
-		Identity: Identity{KeyType: "ecdsa", Validity: Duration(24 * time.Hour)},
-		Log:      Log{Level: "info"},
+		DataPlane: DataPlaneProxy,
+		Redirect:  Redirect{Mode: RedirectAuto},
+		Status:    Status{Listen: "127.0.0.1:15020"},
+		Identity:  Identity{KeyType: "ecdsa", Validity: Duration(24 * time.Hour)},
+		Log:       Log{Level: "info"},
 	}
 }
 
@@ -168,7 +215,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	for _, a := range c.DNS.Upstreams {
-		if _, err := dnsproxy.ParseServer(a); err != nil {
+		if _, err := resolvconf.ParseServer(a); err != nil {
 			return fmt.Errorf("dns.upstreams: %w", err)
 		}
 	}
@@ -177,7 +224,7 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("dns.stubs: zone %q needs a name and at least one server", zone)
 		}
 		for _, a := range servers {
-			if _, err := dnsproxy.ParseServer(a); err != nil {
+			if _, err := resolvconf.ParseServer(a); err != nil {
 				return fmt.Errorf("dns.stubs[%s]: %w", zone, err)
 			}
 		}
@@ -191,8 +238,18 @@ func (c *Config) Validate() error {
 	if c.DNS.UDPSize < 512 || c.DNS.UDPSize > 65535 {
 		return fmt.Errorf("dns.udpSize: %d is out of range (512 to 65535)", c.DNS.UDPSize)
 	}
-	if c.DNS.Cache.MaxEntries < 0 || c.DNS.Cache.MaxBytes < 0 {
-		return errors.New("dns.cache: maxEntries and maxBytes must not be negative")
+	if err := c.DNS.Cache.validate(); err != nil {
+		return err
+	}
+	switch c.Redirect.Mode {
+	case RedirectAuto, RedirectResolved, RedirectNftables, RedirectNone:
+	default:
+		return fmt.Errorf("redirect.mode: %q is not auto, resolved, nftables or none", c.Redirect.Mode)
+	}
+	switch c.DataPlane {
+	case DataPlaneNone, DataPlaneProxy:
+	default:
+		return fmt.Errorf("dataPlane: %q is not none or proxy (is a proxy such as Envoy on this VM carrying the mesh's VIPs?)", c.DataPlane)
 	}
 	if c.Status.Listen != "off" && c.Status.Listen != "" {
 		if _, err := netip.ParseAddrPort(c.Status.Listen); err != nil {

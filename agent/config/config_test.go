@@ -1,12 +1,13 @@
 package config
 
 import (
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/spf13/pflag"
 )
 
 func TestPrecedenceDefaultsFileFlags(t *testing.T) {
@@ -22,13 +23,15 @@ dns:
     maxTTL: 5m
 log:
   level: debug
+redirect:
+  mode: nftables
 `
 	if err := os.WriteFile(path, []byte(file), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
 	f := NewFlags(fs)
-	if err := fs.Parse([]string{"--config", path, "--mesh-ttl", "45s", "--stub", "internal=10.0.0.2,10.0.0.3"}); err != nil {
+	if err := fs.Parse([]string{"--config", path, "--mesh-ttl", "45s", "--stub", "internal=10.0.0.2,10.0.0.3", "--data-plane", "none"}); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err := f.Resolve()
@@ -50,19 +53,22 @@ log:
 	if got := cfg.DNS.Stubs["internal."]; len(got) != 2 {
 		t.Errorf("stub flag: %v", cfg.DNS.Stubs)
 	}
+	if cfg.Redirect.Mode != RedirectNftables || cfg.Redirect.CaptureAll || cfg.DataPlane != DataPlaneNone {
+		t.Errorf("redirect %+v from the file, dataPlane %q from the flag", cfg.Redirect, cfg.DataPlane)
+	}
 	if cfg.Status.Listen != "127.0.0.1:15020" {
 		t.Errorf("default status listen kept: %q", cfg.Status.Listen)
 	}
 }
 
 func TestMissingDefaultFileIsFineButExplicitIsNot(t *testing.T) {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
 	f := NewFlags(fs)
 	f.ConfigPath = filepath.Join(t.TempDir(), "absent.yaml")
 	if _, err := f.Resolve(); err != nil {
 		t.Fatalf("absent default file: %v", err)
 	}
-	fs = flag.NewFlagSet("run", flag.ContinueOnError)
+	fs = pflag.NewFlagSet("run", pflag.ContinueOnError)
 	f = NewFlags(fs)
 	_ = fs.Parse([]string{"--config", "/nonexistent/onramp.yaml"})
 	if _, err := f.Resolve(); err == nil || !strings.Contains(err.Error(), "/nonexistent/onramp.yaml") {
@@ -79,6 +85,11 @@ func TestBadValuesAreClearErrors(t *testing.T) {
 		{"log:\n  level: loud\n", "log.level"},
 		{"identity:\n  keyType: dsa\n", "identity.keyType"},
 		{"dns: [1,2\n", "YAML"},
+		{"redirect: {mode: iptables}\n", "redirect.mode"},
+		{"dataPlane: envoy\n", "dataPlane"},
+		{"dns:\n  cache: {minTTL: 2h, maxTTL: 1h}\n", "dns.cache.minTTL: 2h0m0s is not between 0 and maxTTL (1h0m0s)"},
+		{"dns:\n  cache: {staleWindow: -1s}\n", "dns.cache.staleWindow"},
+		{"dns:\n  cache: {maxEntries: 0}\n", "must be positive"},
 	} {
 		cfg := Default()
 		err := Parse([]byte(tc.yaml), &cfg)

@@ -1,16 +1,17 @@
 package config
 
 import (
-	"flag"
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/spf13/pflag"
 )
 
 // Flags are the command-line flags of `onramp run`. Only the flags actually
 // given override the file; see the package comment for precedence.
 type Flags struct {
-	fs *flag.FlagSet
+	fs *pflag.FlagSet
 
 	// ConfigPath is the configuration file (--config).
 	ConfigPath string
@@ -22,10 +23,11 @@ type Flags struct {
 	statusListen, logLevel      string
 	namespace                   string
 	logJSON                     bool
+	redirect, dataPlane         string
 }
 
 // NewFlags defines the run flags on fs.
-func NewFlags(fs *flag.FlagSet) *Flags {
+func NewFlags(fs *pflag.FlagSet) *Flags {
 	f := &Flags{fs: fs}
 	fs.StringVar(&f.ConfigPath, "config", DefaultPath, "configuration file (optional when it is the default path)")
 	fs.StringVar(&f.bundle, "bundle", "", "onboarding bundle directory written by istioctl x workload entry configure")
@@ -41,6 +43,8 @@ func NewFlags(fs *flag.FlagSet) *Flags {
 	fs.StringVar(&f.statusListen, "status-listen", "", `status HTTP address, or "off" (default 127.0.0.1:15020)`)
 	fs.StringVar(&f.logLevel, "log-level", "", "trace, debug, info, warn or error (default info)")
 	fs.BoolVar(&f.logJSON, "log-json", false, "log JSON lines")
+	fs.StringVar(&f.redirect, "redirect", "", "point the host's resolver at onramp: auto, resolved, nftables or none (default auto)")
+	fs.StringVar(&f.dataPlane, "data-plane", "", "none, or proxy when a proxy on the VM carries the mesh's VIPs (default "+DataPlaneProxy+")")
 	return f
 }
 
@@ -48,22 +52,20 @@ func NewFlags(fs *flag.FlagSet) *Flags {
 // flags that were given. The default path may be absent; a path given
 // explicitly must exist.
 func (f *Flags) Resolve() (Config, error) {
-	explicit := false
-	f.fs.Visit(func(fl *flag.Flag) {
-		if fl.Name == "config" {
-			explicit = true
-		}
-	})
+	explicit := f.fs.Changed("config")
+	if f.fs.Changed("bundle") && f.fs.Changed("name-table") {
+		return Config{}, fmt.Errorf("--bundle and --name-table exclude each other: give the bundle to join a mesh, or the name table to serve it with no control plane")
+	}
 	cfg, err := Load(f.ConfigPath, !explicit)
 	if err != nil {
 		return cfg, err
 	}
-	f.fs.Visit(func(fl *flag.Flag) {
+	f.fs.Visit(func(fl *pflag.Flag) {
 		switch fl.Name {
 		case "bundle":
-			cfg.Bundle = f.bundle
+			cfg.Bundle, cfg.NameTable = f.bundle, ""
 		case "name-table":
-			cfg.NameTable = f.nameTable
+			cfg.Bundle, cfg.NameTable = "", f.nameTable
 		case "state-dir":
 			cfg.StateDir = f.stateDir
 		case "dns-listen":
@@ -86,6 +88,10 @@ func (f *Flags) Resolve() (Config, error) {
 			cfg.Log.Level = f.logLevel
 		case "log-json":
 			cfg.Log.JSON = f.logJSON
+		case "redirect":
+			cfg.Redirect.Mode = f.redirect
+		case "data-plane":
+			cfg.DataPlane = f.dataPlane
 		}
 	})
 	if err := cfg.Validate(); err != nil {
@@ -114,6 +120,9 @@ func (s *stubList) String() string {
 	}
 	return strings.Join(parts, " ")
 }
+
+// Type names the value in help output.
+func (s *stubList) Type() string { return "ZONE=SERVERS" }
 
 func (s *stubList) Set(v string) error {
 	zone, servers, ok := strings.Cut(v, "=")

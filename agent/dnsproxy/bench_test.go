@@ -52,10 +52,7 @@ func benchServe(b *testing.B, p *Proxy, msg []byte) {
 }
 
 func BenchmarkMeshHit(b *testing.B) {
-	p, err := New(Config{Upstreams: []string{"192.0.2.1"}}, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
+	p := newProxy(b, Config{Upstreams: []string{"192.0.2.1"}})
 	ix, err := nametable.Build(nametable.Synthetic(10000), nametable.HostContext{
 		Namespace: "ns1", Search: []string{"ns1.svc.cluster.local", "svc.cluster.local", "cluster.local"}, Ndots: 5,
 	}, nametable.Options{})
@@ -67,10 +64,7 @@ func BenchmarkMeshHit(b *testing.B) {
 }
 
 func BenchmarkCacheHit(b *testing.B) {
-	p, err := New(Config{Upstreams: []string{"192.0.2.1"}}, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
+	p := newProxy(b, Config{Upstreams: []string{"192.0.2.1"}})
 	msg := packQuery(b, "www.example.org.", dns.TypeA, true)
 	var r Request
 	if res, err := parseQuery(msg, &r); res != parseOK {

@@ -2,55 +2,47 @@ package dnsproxy
 
 import (
 	"encoding/binary"
+	"fmt"
 	"hash/maphash"
 	"sync"
 	"sync/atomic"
 	"time"
 )
 
-// CacheConfig bounds and tunes the cache of forwarded answers.
+// CacheConfig bounds and tunes the cache of forwarded answers; every
+// bound must be set.
 type CacheConfig struct {
-	// MaxEntries bounds the number of cached answers. Default 100000.
+	// MaxEntries bounds the number of cached answers.
 	MaxEntries int
-	// MaxBytes bounds the bytes the cached answers take. Default 8 MiB.
+	// MaxBytes bounds the bytes the cached answers take.
 	MaxBytes int
-	// MinTTL raises shorter TTLs of cached answers. Default 0.
+	// MinTTL raises shorter TTLs of cached answers; at most MaxTTL.
 	MinTTL time.Duration
-	// MaxTTL caps the TTL of cached answers. Default 1h.
+	// MaxTTL caps the TTL of cached answers; at least a second.
 	MaxTTL time.Duration
 	// StaleWindow is how long past expiry an answer may still be served
-	// when every upstream fails (RFC 8767). Default 24h; negative turns
-	// serve-stale off.
+	// when every upstream fails (RFC 8767); 0 turns serve-stale off.
 	StaleWindow time.Duration
-	// StaleTTL is the TTL of a stale answer. Default 30s.
-	StaleTTL time.Duration
 	// NoPrefetch turns off refreshing popular answers shortly before they
 	// expire.
 	NoPrefetch bool
 }
 
-func (c *CacheConfig) setDefaults() {
-	if c.MaxEntries <= 0 {
-		c.MaxEntries = 100000
+// StaleTTL is the TTL of an answer served stale, as RFC 8767 recommends.
+const StaleTTL = 30 * time.Second
+
+func (c CacheConfig) validate() error {
+	switch {
+	case c.MaxEntries <= 0 || c.MaxBytes <= 0:
+		return fmt.Errorf("dnsproxy: cache bounds of %d entries and %d bytes must be positive", c.MaxEntries, c.MaxBytes)
+	case c.MaxTTL < time.Second:
+		return fmt.Errorf("dnsproxy: cache maximum TTL %s is below one second", c.MaxTTL)
+	case c.MinTTL < 0 || c.MinTTL > c.MaxTTL:
+		return fmt.Errorf("dnsproxy: cache minimum TTL %s is not between 0 and the maximum TTL %s", c.MinTTL, c.MaxTTL)
+	case c.StaleWindow < 0:
+		return fmt.Errorf("dnsproxy: stale window %s is negative; 0 turns serve-stale off", c.StaleWindow)
 	}
-	if c.MaxBytes <= 0 {
-		c.MaxBytes = 8 << 20
-	}
-	if c.MaxTTL <= 0 {
-		c.MaxTTL = time.Hour
-	}
-	if c.MinTTL < 0 || c.MinTTL > c.MaxTTL {
-		c.MinTTL = 0
-	}
-	if c.StaleWindow == 0 {
-		c.StaleWindow = 24 * time.Hour
-	}
-	if c.StaleWindow < 0 {
-		c.StaleWindow = 0
-	}
-	if c.StaleTTL <= 0 {
-		c.StaleTTL = 30 * time.Second
-	}
+	return nil
 }
 
 const cacheShards = 16
@@ -67,7 +59,11 @@ type Cache struct {
 	fmu     sync.Mutex
 	flights map[flightKey]*flight
 
-	hits, misses, stale, prefetches, coalesced counter
+	// now reads the clock for answers arriving from upstream; a variable
+	// for tests.
+	now func() time.Time
+
+	hits, misses, stale, prefetches, coalesced, rejected counter
 }
 
 type cacheShard struct {
@@ -111,20 +107,30 @@ type flightKey struct {
 	flags  uint8
 }
 
+// flight is one upstream query with the clients waiting for its answer.
+// Its fields are guarded by Cache.fmu until done, and fixed after.
 type flight struct {
 	waiters []*Request
+	joined  int // clients that joined after the first
+
+	done  bool
+	entry *entry // the answer, stored or stale; nil when not cacheable
+	stale bool
+	resp  []byte // the answer as received, when entry is nil
 }
 
-// NewCache returns an empty cache; zero fields of cfg take their defaults.
-func NewCache(cfg CacheConfig) *Cache {
-	cfg.setDefaults()
-	c := &Cache{cfg: cfg, seed: maphash.MakeSeed(), flights: make(map[flightKey]*flight)}
+// NewCache returns an empty cache, or an error when cfg is out of range.
+func NewCache(cfg CacheConfig) (*Cache, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	c := &Cache{cfg: cfg, seed: maphash.MakeSeed(), flights: make(map[flightKey]*flight), now: time.Now}
 	per := (cfg.MaxEntries + cacheShards - 1) / cacheShards
 	perBytes := (cfg.MaxBytes + cacheShards - 1) / cacheShards
 	for i := range c.shards {
 		c.shards[i] = cacheShard{m: make(map[uint64]*entry), maxEntries: per, maxBytes: perBytes}
 	}
-	return c
+	return c, nil
 }
 
 func (c *Cache) hash(name []byte, qtype, qclass uint16, flags uint8) uint64 {
@@ -172,38 +178,74 @@ func (c *Cache) ServeDNS(r *Request, next Next) {
 	c.resolve(h, r, next, true)
 }
 
+// MaxFlightWaiters bounds the clients waiting on one coalesced query;
+// more are answered SERVFAIL at once and counted as rejected.
+const MaxFlightWaiters = 256
+
 // resolve sends r to next, or joins the identical query already in
 // flight. Without answer, the query only refreshes the cache.
+//
+// The query that starts a flight is detached only if its answer is not
+// ready when next returns: an answer next gives at once (a refusal of the
+// forwarder, say) goes out in place, with the batch, allocating nothing
+// more.
 func (c *Cache) resolve(h uint64, r *Request, next Next, answer bool) {
 	key := flightKey{hash: h, name: string(r.QName), qtype: r.QType, qclass: r.QClass, flags: r.cacheFlags()}
 	c.fmu.Lock()
 	if f := c.flights[key]; f != nil {
-		if answer {
-			f.waiters = append(f.waiters, r.Detach())
-			c.coalesced.inc()
+		if !answer {
+			c.fmu.Unlock()
+			return
 		}
+		if f.joined >= MaxFlightWaiters {
+			c.fmu.Unlock()
+			c.rejected.inc()
+			r.Reply(appendHeaderOnly(r.Buf[:0], r, rcodeServFail))
+			return
+		}
+		f.joined++
+		f.waiters = append(f.waiters, r.Detach())
+		c.coalesced.inc()
 		c.fmu.Unlock()
 		return
 	}
 	f := &flight{}
-	var d *Request
-	if answer {
-		d = r.Detach()
-		f.waiters = append(f.waiters, d)
-	} else {
-		d = r.Detach()
-	}
 	c.flights[key] = f
 	c.fmu.Unlock()
 
 	u := &Request{
-		Msg: d.Msg, QEnd: d.QEnd, QType: d.QType, QClass: d.QClass, ID: d.ID, Flags: d.Flags,
-		EDNS: d.EDNS, UDPSize: d.UDPSize, DO: d.DO, TCP: d.TCP, Src: d.Src, Now: d.Now,
+		Msg: r.Msg, QEnd: r.QEnd, QType: r.QType, QClass: r.QClass, ID: r.ID, Flags: r.Flags,
+		EDNS: r.EDNS, UDPSize: r.UDPSize, DO: r.DO, TCP: r.TCP, Src: r.Src, Now: r.Now,
 	}
-	n := copy(u.nameBuf[:], d.QName)
+	n := copy(u.nameBuf[:], r.QName)
 	u.QName = u.nameBuf[:n]
 	u.w = &collector{c: c, key: key, f: f}
 	next(u)
+	if !answer {
+		return
+	}
+	c.fmu.Lock()
+	if f.done {
+		c.fmu.Unlock()
+		r.Reply(c.appendFlightAnswer(r.Buf[:0], r, f))
+		return
+	}
+	f.waiters = append(f.waiters, r.Detach())
+	c.fmu.Unlock()
+}
+
+// appendFlightAnswer appends the answer of the finished flight f adapted
+// to w.
+func (c *Cache) appendFlightAnswer(dst []byte, w *Request, f *flight) []byte {
+	switch {
+	case f.stale:
+		c.stale.inc()
+		return f.entry.appendTo(dst, w, 0, uint32(StaleTTL/time.Second))
+	case f.entry != nil:
+		return f.entry.appendTo(dst, w, 0, 0)
+	default:
+		return adaptResponse(dst, f.resp, w)
+	}
 }
 
 // collector receives the upstream answer to a flight, stores it and
@@ -221,36 +263,28 @@ func (k *collector) reply(u *Request, resp []byte) {
 	if !k.once.CompareAndSwap(false, true) {
 		return
 	}
-	c := k.c
+	c, f := k.c, k.f
+	now := c.now()
+	var (
+		e     *entry
+		stale bool
+	)
+	if len(resp) < headerLen || resp[3]&0xF == rcodeServFail || resp[3]&0xF == rcodeRefused {
+		if old := c.lookup(k.key.hash, u); old != nil && c.cfg.StaleWindow > 0 && now.Sub(old.stored) < old.ttl+c.cfg.StaleWindow {
+			e, stale = old, true
+		}
+	}
+	if e == nil {
+		e = c.store(u, resp, now)
+	}
 	c.fmu.Lock()
 	delete(c.flights, k.key)
-	waiters := k.f.waiters
+	f.done, f.entry, f.stale, f.resp = true, e, stale, resp
+	waiters := f.waiters
+	f.waiters = nil
 	c.fmu.Unlock()
-
-	now := time.Now()
-	rcode := 0
-	if len(resp) >= headerLen {
-		rcode = int(resp[3] & 0xF)
-	}
-	if len(resp) < headerLen || rcode == rcodeServFail || rcode == rcodeRefused {
-		if e := c.lookup(k.key.hash, u); e != nil && c.cfg.StaleWindow > 0 {
-			if age := now.Sub(e.stored); age < e.ttl+c.cfg.StaleWindow {
-				ttl := uint32(c.cfg.StaleTTL / time.Second)
-				for _, w := range waiters {
-					c.stale.inc()
-					w.Reply(e.appendTo(nil, w, 0, ttl))
-				}
-				return
-			}
-		}
-	}
-	e := c.store(u, resp, now)
 	for _, w := range waiters {
-		if e != nil {
-			w.Reply(e.appendTo(nil, w, 0, 0))
-		} else {
-			w.Reply(adaptResponse(nil, resp, w))
-		}
+		w.Reply(c.appendFlightAnswer(nil, w, f))
 	}
 }
 

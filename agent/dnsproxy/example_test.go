@@ -17,9 +17,13 @@ import (
 // A proxy on an ephemeral loopback port answering a mesh name from its
 // table; other names would go to the upstream.
 func Example() {
+	// Every setting is given: agent/config owns the defaults.
 	p, err := dnsproxy.New(dnsproxy.Config{
-		Upstreams: []string{"192.0.2.53"},
-		Cache:     dnsproxy.CacheConfig{MaxEntries: 10000, MaxTTL: time.Hour},
+		Upstreams:   []string{"192.0.2.53"},
+		Timeout:     2 * time.Second,
+		MaxInFlight: dnsproxy.DefaultMaxInFlight,
+		UDPSize:     1232,
+		Cache:       dnsproxy.CacheConfig{MaxEntries: 10000, MaxBytes: 1 << 20, MaxTTL: time.Hour, StaleWindow: 24 * time.Hour},
 	}, hclog.NewNullLogger())
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -1,6 +1,7 @@
 package dnsproxy
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/miekg/dns"
+	"golang.org/x/sys/unix"
 
 	"github.com/onramp-mesh/onramp/agent/resolvconf"
 )
@@ -27,25 +29,64 @@ const upstreamUDPSize = 1232
 // per upstream server; queries are spread over them and told apart by ID.
 const socketsPerUpstream = 4
 
+// Bounds of one upstream socket: at most maxPendingPerSocket queries wait
+// on it, and a free query ID is searched for at most idTries times. Both
+// fail the try at once (the next socket or server is tried) instead of
+// spinning while holding the socket's lock.
+const (
+	maxPendingPerSocket = 16384
+	idTries             = 32
+)
+
+// ForwarderConfig configures a Forwarder; every field must be set.
+type ForwarderConfig struct {
+	// Timeout bounds one try against one server.
+	Timeout time.Duration
+	// MaxInFlight bounds the queries being forwarded at once; beyond it a
+	// query is answered SERVFAIL at once and counted as rejected (as
+	// CoreDNS's forward does with max_concurrent).
+	MaxInFlight int
+	// SocketMark, when not zero, is set as SO_MARK on every upstream socket
+	// (UDP and TCP), so that a firewall redirect can exempt the proxy's own
+	// queries. Setting it needs CAP_NET_ADMIN; without, the forwarder logs
+	// once and sends unmarked.
+	SocketMark uint32
+}
+
+func (c ForwarderConfig) validate() error {
+	if c.Timeout <= 0 {
+		return fmt.Errorf("dnsproxy: upstream timeout %s must be positive (e.g. 2s)", c.Timeout)
+	}
+	if c.MaxInFlight <= 0 {
+		return fmt.Errorf("dnsproxy: at most %d queries in flight: the bound must be positive (e.g. 1024)", c.MaxInFlight)
+	}
+	return nil
+}
+
 // Forwarder is the last link of the chain: it sends queries to upstream
 // servers over pooled UDP sockets, retries over TCP when an answer is
 // truncated, fails over across servers and answers SERVFAIL when all of
 // them fail. Zones with stub servers go to those servers instead.
-// It never blocks the caller: every query is answered from a goroutine.
+// It never blocks the caller: every admitted query is answered from a
+// goroutine of its own, and at most MaxInFlight of those run at once.
 type Forwarder struct {
-	log     hclog.Logger
-	timeout time.Duration
+	log hclog.Logger
+	cfg ForwarderConfig
 
-	groups atomic.Pointer[forwardGroups]
+	groups   atomic.Pointer[forwardGroups]
+	inFlight atomic.Int64
 
 	mu   sync.Mutex
 	pool map[netip.AddrPort]*upstream
 	self []netip.AddrPort
 
-	answered, servfail, failures, spoofed counter
-	latency                               histogram
+	// setMark sets SO_MARK on a new socket of network (udp4, tcp6, ...);
+	// a variable for tests.
+	setMark  func(network string, fd uintptr, mark uint32) error
+	markOnce sync.Once
 
-	closed atomic.Bool
+	answered, servfail, failures, spoofed, rejected counter
+	latency                                         histogram
 }
 
 type forwardGroups struct {
@@ -63,25 +104,48 @@ type serverGroup struct {
 	pref    atomic.Uint32
 }
 
-// NewForwarder returns a forwarder with no servers; timeout bounds one try
-// against one server.
-func NewForwarder(timeout time.Duration, log hclog.Logger) *Forwarder {
-	f := &Forwarder{log: log, timeout: timeout, pool: make(map[netip.AddrPort]*upstream)}
+// NewForwarder returns a forwarder with no servers.
+func NewForwarder(cfg ForwarderConfig, log hclog.Logger) (*Forwarder, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	f := &Forwarder{log: log, cfg: cfg, pool: make(map[netip.AddrPort]*upstream), setMark: setSocketMark}
 	f.groups.Store(&forwardGroups{def: &serverGroup{}})
-	return f
+	return f, nil
 }
 
-// ParseServer parses an upstream given as IP or IP:port; the port defaults
-// to 53.
-func ParseServer(s string) (netip.AddrPort, error) {
-	if ap, err := netip.ParseAddrPort(s); err == nil {
-		return ap, nil
+func setSocketMark(_ string, fd uintptr, mark uint32) error {
+	return unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_MARK, int(mark))
+}
+
+// control marks a new upstream socket. Lacking the privilege to, it logs
+// once and lets the socket go unmarked: DNS keeps working, only a redirect
+// that exempts by mark would catch these queries.
+func (f *Forwarder) control(network, _ string, c syscall.RawConn) error {
+	if f.cfg.SocketMark == 0 {
+		return nil
 	}
-	a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(s, "["), "]"))
-	if err != nil {
-		return netip.AddrPort{}, fmt.Errorf("dnsproxy: server %q is not IP or IP:port (e.g. 10.0.0.2 or [fd00::2]:53)", s)
+	var serr error
+	if err := c.Control(func(fd uintptr) { serr = f.setMark(network, fd, f.cfg.SocketMark) }); err != nil {
+		return err
 	}
-	return netip.AddrPortFrom(a.Unmap(), 53), nil
+	if serr != nil {
+		if errors.Is(serr, unix.EPERM) {
+			f.markOnce.Do(func() {
+				f.log.Warn("cannot mark upstream sockets (needs CAP_NET_ADMIN); sending unmarked", "mark", f.cfg.SocketMark, "error", serr)
+			})
+			return nil
+		}
+		return fmt.Errorf("set SO_MARK %#x: %w", f.cfg.SocketMark, serr)
+	}
+	return nil
+}
+
+func (f *Forwarder) dialer() *net.Dialer {
+	return &net.Dialer{Timeout: f.cfg.Timeout, Control: f.control}
 }
 
 // setSelf records the proxy's own listen addresses, which are never used
@@ -93,7 +157,7 @@ func (f *Forwarder) setSelf(self []netip.AddrPort) {
 }
 
 // isSelf reports whether ap would send queries back to the proxy (or to
-// the systemd-resolved stub, which may route them back to it).
+// the systemd-resolved stub, which may route them back to it); f.mu held.
 func (f *Forwarder) isSelf(ap netip.AddrPort) bool {
 	if resolvconf.IsResolvedStub(ap) {
 		return true
@@ -130,15 +194,21 @@ func (f *Forwarder) groupLocked(servers []netip.AddrPort, what string) *serverGr
 
 // SetUpstreams replaces the default servers and the stub zones. Sockets to
 // servers that stay are kept; those to dropped servers close after a grace
-// period for the queries in flight.
+// period for the queries in flight. Servers that would loop back to the
+// proxy are dropped with a warning.
 func (f *Forwarder) SetUpstreams(servers []netip.AddrPort, stubs map[string][]netip.AddrPort) error {
-	zones := make([]stubZone, 0, len(stubs))
-	for z := range stubs {
+	type zoneServers struct {
+		name    string
+		wire    []byte
+		servers []netip.AddrPort
+	}
+	zs := make([]zoneServers, 0, len(stubs))
+	for z, s := range stubs {
 		wire, err := zoneWire(z)
 		if err != nil {
 			return err
 		}
-		zones = append(zones, stubZone{zone: wire})
+		zs = append(zs, zoneServers{z, wire, s})
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -148,26 +218,22 @@ func (f *Forwarder) SetUpstreams(servers []netip.AddrPort, stubs map[string][]ne
 		f.pool[k] = v
 	}
 	ng := &forwardGroups{def: f.groupLocked(servers, "default")}
-	i := 0
-	for z, s := range stubs {
-		zones[i].group = f.groupLocked(s, z)
-		i++
-	}
-	sort.Slice(zones, func(a, b int) bool { return len(zones[a].zone) > len(zones[b].zone) })
-	ng.stubs = zones
 	used := map[*upstream]bool{}
 	for _, u := range ng.def.servers {
 		used[u] = true
 	}
-	for _, z := range ng.stubs {
-		for _, u := range z.group.servers {
+	for _, z := range zs {
+		g := f.groupLocked(z.servers, z.name)
+		ng.stubs = append(ng.stubs, stubZone{zone: z.wire, group: g})
+		for _, u := range g.servers {
 			used[u] = true
 		}
 	}
+	sort.SliceStable(ng.stubs, func(a, b int) bool { return len(ng.stubs[a].zone) > len(ng.stubs[b].zone) })
 	for k, u := range f.pool {
 		if !used[u] {
 			delete(f.pool, k)
-			time.AfterFunc(2*f.timeout+time.Second, u.close)
+			time.AfterFunc(2*f.cfg.Timeout+time.Second, u.close)
 		}
 	}
 	f.groups.Store(ng)
@@ -208,11 +274,21 @@ func (g *forwardGroups) groupFor(qname []byte) *serverGroup {
 	return g.def
 }
 
-// ServeDNS forwards r; it returns at once and answers from a goroutine.
+// ServeDNS forwards r; it returns at once. Within MaxInFlight the answer
+// comes from a goroutine; beyond it r is answered SERVFAIL right away.
 func (f *Forwarder) ServeDNS(r *Request, _ Next) {
+	if f.inFlight.Add(1) > int64(f.cfg.MaxInFlight) {
+		f.inFlight.Add(-1)
+		f.rejected.inc()
+		r.Reply(appendHeaderOnly(r.Buf[:0], r, rcodeServFail))
+		return
+	}
 	d := r.Detach()
 	go f.exchange(d)
 }
+
+// InFlight returns how many queries are being forwarded now.
+func (f *Forwarder) InFlight() int { return int(f.inFlight.Load()) }
 
 // buildQuery makes the upstream query for d: RD set, CD and DO as asked,
 // our own EDNS size, the ID left at zero.
@@ -225,9 +301,10 @@ func buildQuery(d *Request) []byte {
 	return appendOPT(q, upstreamUDPSize, d.DO)
 }
 
-var errAllFailed = errors.New("every upstream failed")
-
+// exchange asks the servers for d in turn and answers it; it ends the
+// query's slot among those in flight.
 func (f *Forwarder) exchange(d *Request) {
+	defer f.inFlight.Add(-1)
 	g := f.groups.Load().groupFor(d.QName)
 	n := len(g.servers)
 	if n == 0 {
@@ -282,7 +359,6 @@ func (f *Forwarder) exchange(d *Request) {
 
 // Close closes every upstream socket.
 func (f *Forwarder) Close() {
-	f.closed.Store(true)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, u := range f.pool {
@@ -322,16 +398,16 @@ func (u *upstream) socket() (*upSocket, error) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if u.closed {
-		return nil, fmt.Errorf("upstream %s was removed", u.addr)
+		return nil, fmt.Errorf("upstream %s: %w", u.addr, errRemoved)
 	}
 	if s := u.socks[i]; s != nil && !s.dead.Load() {
 		return s, nil
 	}
-	c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(u.addr))
+	c, err := u.f.dialer().Dial("udp", u.addr.String())
 	if err != nil {
 		return nil, fmt.Errorf("open UDP socket to %s: %w", u.addr, err)
 	}
-	s := &upSocket{conn: c, pending: make(map[uint16]*pendingQuery), f: u.f}
+	s := &upSocket{conn: c.(*net.UDPConn), pending: make(map[uint16]*pendingQuery), f: u.f}
 	u.socks[i] = s
 	go s.readLoop()
 	return s, nil
@@ -345,6 +421,7 @@ type upSocket struct {
 	f       *Forwarder
 	dead    atomic.Bool
 	mu      sync.Mutex
+	closed  bool // no more queries are taken; s.mu held
 	pending map[uint16]*pendingQuery
 }
 
@@ -353,11 +430,19 @@ type pendingQuery struct {
 	qtype, qclass uint16
 	qend          int
 	ch            chan []byte
+	err           error // why ch got nil; written before the send
 }
 
-var errRefused = errors.New("port unreachable")
+// Why a try on an upstream socket failed without an answer.
+var (
+	errPortUnreachable = errors.New("port unreachable (ICMP)")
+	errSocketClosed    = errors.New("upstream socket closed")
+	errRemoved         = errors.New("upstream was removed")
+	errSocketBusy      = errors.New("too many queries pending on the upstream socket")
+)
 
 func (s *upSocket) readLoop() {
+	defer s.conn.Close()
 	buf := make([]byte, 65535)
 	for {
 		n, err := s.conn.Read(buf)
@@ -365,21 +450,15 @@ func (s *upSocket) readLoop() {
 			if errors.Is(err, syscall.ECONNREFUSED) {
 				// The server's port is closed: fail the queries waiting
 				// on this socket now instead of at their timeout.
-				s.mu.Lock()
-				for id, p := range s.pending {
-					delete(s.pending, id)
-					p.ch <- nil
-				}
-				s.mu.Unlock()
+				s.failPending(errPortUnreachable, false)
 				continue
 			}
 			s.dead.Store(true)
-			s.mu.Lock()
-			for id, p := range s.pending {
-				delete(s.pending, id)
-				p.ch <- nil
+			if errors.Is(err, net.ErrClosed) {
+				s.failPending(errSocketClosed, true)
+			} else {
+				s.failPending(fmt.Errorf("read: %w", err), true)
 			}
-			s.mu.Unlock()
 			return
 		}
 		if n < headerLen {
@@ -399,56 +478,89 @@ func (s *upSocket) readLoop() {
 	}
 }
 
+// failPending answers every query waiting on s with err; with final, s
+// takes no more queries.
+func (s *upSocket) failPending(err error, final bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = s.closed || final
+	for id, p := range s.pending {
+		delete(s.pending, id)
+		p.err = err
+		p.ch <- nil
+	}
+}
+
+// register gives p a query ID not pending on s. It fails rather than
+// search long: the socket is full, or the random IDs it tried were taken.
+func (s *upSocket) register(p *pendingQuery) (uint16, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return 0, errSocketClosed
+	}
+	if len(s.pending) >= maxPendingPerSocket {
+		return 0, errSocketBusy
+	}
+	for range idTries {
+		id := uint16(rand.Uint32())
+		if s.pending[id] == nil {
+			s.pending[id] = p
+			return id, nil
+		}
+	}
+	return 0, errSocketBusy
+}
+
+func (s *upSocket) unregister(id uint16, p *pendingQuery) {
+	s.mu.Lock()
+	if s.pending[id] == p {
+		delete(s.pending, id)
+	}
+	s.mu.Unlock()
+}
+
 func (u *upstream) exchangeUDP(q []byte, d *Request) ([]byte, error) {
 	s, err := u.socket()
 	if err != nil {
 		return nil, err
 	}
 	p := &pendingQuery{qname: d.QName, qtype: d.QType, qclass: d.QClass, qend: d.QEnd, ch: make(chan []byte, 1)}
-	var id uint16
-	s.mu.Lock()
-	for {
-		id = uint16(rand.Uint32())
-		if s.pending[id] == nil {
-			break
-		}
+	id, err := s.register(p)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", u.addr, err)
 	}
-	s.pending[id] = p
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		if s.pending[id] == p {
-			delete(s.pending, id)
-		}
-		s.mu.Unlock()
-	}()
+	defer s.unregister(id, p)
 	qq := append([]byte(nil), q...)
 	binary.BigEndian.PutUint16(qq, id)
 	if _, err := s.conn.Write(qq); err != nil {
 		return nil, fmt.Errorf("send to %s: %w", u.addr, err)
 	}
-	t := time.NewTimer(u.f.timeout)
+	t := time.NewTimer(u.f.cfg.Timeout)
 	defer t.Stop()
 	select {
 	case resp := <-p.ch:
 		if resp == nil {
-			return nil, fmt.Errorf("%s: %w", u.addr, errRefused)
+			return nil, fmt.Errorf("%s: %w", u.addr, p.err)
 		}
 		return resp, nil
 	case <-t.C:
-		return nil, fmt.Errorf("%s: no answer within %s", u.addr, u.f.timeout)
+		return nil, fmt.Errorf("%s: no answer within %s", u.addr, u.f.cfg.Timeout)
 	}
 }
 
 // exchangeTCP asks the server again over TCP, for answers too large for UDP.
 func (u *upstream) exchangeTCP(q []byte, d *Request) ([]byte, error) {
-	deadline := time.Now().Add(u.f.timeout)
-	c, err := net.DialTimeout("tcp", u.addr.String(), u.f.timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), u.f.cfg.Timeout)
+	defer cancel()
+	c, err := u.f.dialer().DialContext(ctx, "tcp", u.addr.String())
 	if err != nil {
 		return nil, fmt.Errorf("TCP to %s: %w", u.addr, err)
 	}
 	defer c.Close()
-	c.SetDeadline(deadline)
+	if dl, ok := ctx.Deadline(); ok {
+		c.SetDeadline(dl)
+	}
 	co := &dns.Conn{Conn: c}
 	qq := append([]byte(nil), q...)
 	id := uint16(rand.Uint32())

@@ -32,10 +32,7 @@ func FuzzServe(f *testing.F) {
 	f.Add([]byte{0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 1, 3, 'f', 'o', 'o', 0, 0, 1, 0, 1, 0, 0, 41, 0x10, 0, 0, 0, 0, 0, 0, 5, 0, 1, 0, 9})
 	f.Add([]byte{0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xC0, 12, 0, 1, 0, 1})
 
-	p, err := New(Config{Upstreams: []string{"192.0.2.1"}}, nil)
-	if err != nil {
-		f.Fatal(err)
-	}
+	p := newProxy(f, Config{Upstreams: []string{"192.0.2.1"}})
 	p.mesh.SetTable(newTestTable(meshNames, "ns1.svc.cluster.local"))
 	cached := packQuery(f, "cached.example.org.", dns.TypeA, false)
 	var cr Request
@@ -97,7 +94,10 @@ func FuzzStore(f *testing.F) {
 	f.Add(ok)
 	nx, _ := nxdomain(60)(nil, m).Pack()
 	f.Add(nx)
-	c := NewCache(CacheConfig{MaxEntries: 64, MaxBytes: 1 << 16})
+	c, err := NewCache(CacheConfig{MaxEntries: 64, MaxBytes: 1 << 16, MaxTTL: time.Hour})
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Fuzz(func(t *testing.T, resp []byte) {
 		var r Request
 		if res, _ := parseQuery(q, &r); res != parseOK {

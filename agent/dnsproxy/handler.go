@@ -106,10 +106,3 @@ func (r *Request) cacheFlags() uint8 {
 	}
 	return f
 }
-
-// funcResponder answers by calling a function; used for requests the proxy
-// makes itself (prefetch) and in tests.
-type funcResponder func(r *Request, resp []byte)
-
-func (f funcResponder) reply(r *Request, resp []byte) { f(r, resp) }
-func (f funcResponder) detach(r *Request) responder   { return f }

@@ -2,7 +2,7 @@ package dnsproxy
 
 import (
 	"context"
-	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/miekg/dns"
+	"github.com/onramp-mesh/onramp/agent/resolvconf"
 )
 
 // testUpstream is a real DNS server on loopback that counts the queries it
@@ -26,15 +27,12 @@ type testUpstream struct {
 func startUpstream(t *testing.T, handle func(w dns.ResponseWriter, q *dns.Msg) *dns.Msg) *testUpstream {
 	t.Helper()
 	u := &testUpstream{handle: handle}
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	pcs, ls, err := Listen([]string{"127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
+	pc, l := pcs[0], ls[0]
 	u.addr = pc.LocalAddr().String()
-	l, err := net.Listen("tcp", u.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
 	h := dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
 		u.queries.Add(1)
 		u.mu.Lock()
@@ -83,17 +81,51 @@ func itoa(n uint32) string {
 	return string(b)
 }
 
+// testCache is the cache configuration of tests that set none.
+var testCache = CacheConfig{MaxEntries: 100000, MaxBytes: 8 << 20, MaxTTL: time.Hour, StaleWindow: 24 * time.Hour}
+
+// complete fills the fields a test left zero with the values onramp runs
+// with, as agent/config would.
+func complete(cfg Config) Config {
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 2 * time.Second
+	}
+	if cfg.MaxInFlight == 0 {
+		cfg.MaxInFlight = DefaultMaxInFlight
+	}
+	if cfg.UDPSize == 0 {
+		cfg.UDPSize = 1232
+	}
+	if cfg.Cache == (CacheConfig{}) {
+		cfg.Cache = testCache
+	}
+	return cfg
+}
+
+// newProxy is New on a completed cfg, logging warnings to the test.
+func newProxy(t testing.TB, cfg Config) *Proxy {
+	t.Helper()
+	var log hclog.Logger = hclog.NewNullLogger()
+	if tt, ok := t.(*testing.T); ok {
+		log = hclog.New(&hclog.LoggerOptions{Level: hclog.Warn, Output: testWriter{tt}})
+	}
+	p, err := New(complete(cfg), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 // startProxy runs a proxy on an ephemeral loopback port and returns it and
-// its address.
-func startProxy(t *testing.T, cfg Config) (*Proxy, string) {
+// its address. Options change the proxy before it serves.
+func startProxy(t *testing.T, cfg Config, opts ...func(*Proxy)) (*Proxy, string) {
 	t.Helper()
 	if cfg.Listen == nil {
 		cfg.Listen = []string{"127.0.0.1:0"}
 	}
-	log := hclog.New(&hclog.LoggerOptions{Level: hclog.Warn, Output: testWriter{t}})
-	p, err := New(cfg, log)
-	if err != nil {
-		t.Fatal(err)
+	p := newProxy(t, cfg)
+	for _, o := range opts {
+		o(p)
 	}
 	pcs, ls, err := Listen(cfg.Listen)
 	if err != nil {
@@ -115,6 +147,10 @@ func startProxy(t *testing.T, cfg Config) (*Proxy, string) {
 			t.Error("Serve did not return after cancel")
 		}
 	})
+	select {
+	case <-p.serving:
+	case <-done:
+	}
 	return p, pcs[0].LocalAddr().String()
 }
 
@@ -146,3 +182,38 @@ func withEDNS(size uint16) func(*dns.Msg, *dns.Client) {
 }
 
 func overTCP(_ *dns.Msg, c *dns.Client) { c.Net = "tcp" }
+
+// clock is a settable clock for the proxy and its cache.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *clock { return &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
+
+func (c *clock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// use makes p read c; an option of startProxy.
+func (c *clock) use(p *Proxy) {
+	p.now = c.now
+	p.cache.now = c.now
+}
+
+// hostWith is a host resolver state listing servers.
+func hostWith(servers ...string) resolvconf.Host {
+	h := resolvconf.Host{UpstreamsFrom: "/etc/resolv.conf"}
+	for _, s := range servers {
+		h.Upstreams = append(h.Upstreams, netip.MustParseAddrPort(s))
+	}
+	return h
+}

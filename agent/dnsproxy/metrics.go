@@ -15,7 +15,6 @@ type counter struct {
 }
 
 func (c *counter) inc()         { c.n.Add(1) }
-func (c *counter) add(n uint64) { c.n.Add(n) }
 func (c *counter) load() uint64 { return c.n.Load() }
 
 // latencyBuckets are the upper bounds, in seconds, of the upstream latency
@@ -49,6 +48,8 @@ func (h *histogram) observe(d time.Duration) {
 //	onramp_dns_prefetches_total                answers refreshed before expiry
 //	onramp_dns_upstream_latency_seconds        histogram of upstream round trips
 //	onramp_dns_upstream_failures_total         tries that timed out or failed
+//	onramp_dns_rejected_total{limit="in_flight|flight_waiters"}  queries answered SERVFAIL by a bound
+//	onramp_dns_upstream_in_flight              queries being forwarded now
 //	onramp_dns_cache_entries, onramp_dns_cache_bytes, onramp_dns_cache_hit_ratio
 func (p *Proxy) WritePrometheus(w io.Writer) {
 	m := &p.metrics
@@ -78,6 +79,11 @@ func (p *Proxy) WritePrometheus(w io.Writer) {
 	ew.printf("onramp_dns_prefetches_total %d\n", p.cache.prefetches.load())
 	ew.printf("# HELP onramp_dns_upstream_failures_total Upstream tries that timed out or failed.\n# TYPE onramp_dns_upstream_failures_total counter\n")
 	ew.printf("onramp_dns_upstream_failures_total %d\n", p.fwd.failures.load())
+	ew.printf("# HELP onramp_dns_rejected_total Queries answered SERVFAIL at once because a bound was reached.\n# TYPE onramp_dns_rejected_total counter\n")
+	ew.printf("onramp_dns_rejected_total{limit=\"in_flight\"} %d\n", p.fwd.rejected.load())
+	ew.printf("onramp_dns_rejected_total{limit=\"flight_waiters\"} %d\n", p.cache.rejected.load())
+	ew.printf("# HELP onramp_dns_upstream_in_flight Queries being forwarded now.\n# TYPE onramp_dns_upstream_in_flight gauge\n")
+	ew.printf("onramp_dns_upstream_in_flight %d\n", p.fwd.InFlight())
 	h := &p.fwd.latency
 	ew.printf("# HELP onramp_dns_upstream_latency_seconds Round trip of answered upstream queries.\n# TYPE onramp_dns_upstream_latency_seconds histogram\n")
 	var cum uint64

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -95,11 +96,10 @@ func bookinfoIndex(t *testing.T) *nametable.Index {
 // serveIn starts a proxy whose sockets live in namespace ns.
 func serveIn(t *testing.T, ns string, listen string) (*Proxy, string) {
 	t.Helper()
-	p, err := New(Config{Upstreams: []string{"192.0.2.1"}, Timeout: 200 * time.Millisecond}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var pcs, ls = p.cfg.PacketConns, p.cfg.Listeners
+	p := newProxy(t, Config{Upstreams: []string{"192.0.2.1"}, Timeout: 200 * time.Millisecond})
+	var pcs []net.PacketConn
+	var ls []net.Listener
+	var err error
 	inNetns(t, ns, func() {
 		pcs, ls, err = Listen([]string{listen})
 	})

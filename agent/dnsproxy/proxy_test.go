@@ -2,8 +2,8 @@ package dnsproxy
 
 import (
 	"bytes"
+	"context"
 	"net"
-	"net/netip"
 	"os"
 	"strings"
 	"sync"
@@ -53,18 +53,19 @@ func TestMeshHitAndNODATA(t *testing.T) {
 
 func TestCacheHitDecrementsTTL(t *testing.T) {
 	up := startUpstream(t, answerA("192.0.2.7", 100))
-	_, addr := startProxy(t, Config{Upstreams: []string{up.addr}})
+	clk := newClock()
+	_, addr := startProxy(t, Config{Upstreams: []string{up.addr}}, clk.use)
 	r := ask(t, addr, "www.example.org", dns.TypeA)
 	if len(r.Answer) != 1 || r.Answer[0].Header().Ttl != 100 {
 		t.Fatalf("first answer %v", r.Answer)
 	}
-	time.Sleep(1100 * time.Millisecond)
+	clk.advance(3500 * time.Millisecond)
 	r = ask(t, addr, "WWW.example.ORG", dns.TypeA)
 	if len(r.Answer) != 1 {
 		t.Fatalf("cached answer %v", r)
 	}
-	if ttl := r.Answer[0].Header().Ttl; ttl >= 100 || ttl < 97 {
-		t.Fatalf("cached TTL %d, want 97..99", ttl)
+	if ttl := r.Answer[0].Header().Ttl; ttl != 97 {
+		t.Fatalf("cached TTL %d after 3.5s, want 97", ttl)
 	}
 	if r.Question[0].Name != "WWW.example.ORG." {
 		t.Fatalf("question not echoed as asked: %q", r.Question[0].Name)
@@ -115,11 +116,12 @@ func TestNegativeCaching(t *testing.T) {
 }
 
 func TestCoalescing(t *testing.T) {
+	release := make(chan struct{})
 	up := startUpstream(t, func(w dns.ResponseWriter, q *dns.Msg) *dns.Msg {
-		time.Sleep(300 * time.Millisecond)
+		<-release
 		return answerA("192.0.2.9", 60)(w, q)
 	})
-	p, addr := startProxy(t, Config{Upstreams: []string{up.addr}})
+	p, addr := startProxy(t, Config{Upstreams: []string{up.addr}, Timeout: 10 * time.Second})
 	var wg sync.WaitGroup
 	for range 20 {
 		wg.Add(1)
@@ -131,20 +133,27 @@ func TestCoalescing(t *testing.T) {
 			}
 		}()
 	}
+	// The upstream answers once all 20 are waiting: one asked, 19 joined.
+	deadline := time.Now().Add(5 * time.Second)
+	for p.cache.coalesced.load() != 19 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
 	wg.Wait()
 	if n := up.queries.Load(); n != 1 {
 		t.Fatalf("upstream saw %d queries for 20 identical misses, want 1", n)
 	}
-	if p.cache.coalesced.load() == 0 {
-		t.Fatal("coalesced counter did not move")
+	if n := p.cache.coalesced.load(); n != 19 {
+		t.Fatalf("coalesced %d, want 19", n)
 	}
 }
 
 func TestServeStale(t *testing.T) {
 	up := startUpstream(t, answerA("192.0.2.33", 1))
-	p, addr := startProxy(t, Config{Upstreams: []string{up.addr}, Timeout: 200 * time.Millisecond})
+	clk := newClock()
+	p, addr := startProxy(t, Config{Upstreams: []string{up.addr}, Timeout: 200 * time.Millisecond}, clk.use)
 	ask(t, addr, "stale.example.org", dns.TypeA)
-	time.Sleep(1200 * time.Millisecond)
+	clk.advance(2 * time.Second)
 	up.stop()
 	r := ask(t, addr, "stale.example.org", dns.TypeA)
 	if r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 || r.Answer[0].(*dns.A).A.String() != "192.0.2.33" {
@@ -246,21 +255,6 @@ func TestStubZones(t *testing.T) {
 	}
 }
 
-func TestLoopGuard(t *testing.T) {
-	p, err := New(Config{Upstreams: []string{"127.0.0.1:15053", "127.0.0.53", "192.0.2.1"}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.fwd.setSelf([]netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:15053")})
-	if err := p.fwd.SetUpstreams(p.upstreams, nil); err != nil {
-		t.Fatal(err)
-	}
-	g := p.fwd.groups.Load().def
-	if len(g.servers) != 1 || g.servers[0].addr.String() != "192.0.2.1:53" {
-		t.Fatalf("servers after loop guard: %v", g.servers)
-	}
-}
-
 func TestIPv6Listener(t *testing.T) {
 	if c, err := net.ListenPacket("udp6", "[::1]:0"); err != nil {
 		t.Skipf("no IPv6 loopback here: %v", err)
@@ -347,7 +341,7 @@ func TestFollowsHostResolvConf(t *testing.T) {
 	conf := dir + "/resolv.conf"
 	write := func(server string) {
 		tmp := conf + ".new"
-		if err := os.WriteFile(tmp, []byte("nameserver "+server+"\n"), 0o644); err != nil {
+		if err := os.WriteFile(tmp, []byte("nameserver "+server+"\nsearch corp.example\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		if err := os.Rename(tmp, conf); err != nil {
@@ -355,7 +349,15 @@ func TestFollowsHostResolvConf(t *testing.T) {
 		}
 	}
 	write(first.addr)
-	_, addr := startProxy(t, Config{HostFiles: resolvconf.Paths{ResolvConf: conf, ResolvedUpstream: dir + "/none"}})
+	// One watcher of the host's resolver, shared: the proxy follows its
+	// upstreams, another part of the agent its search list.
+	w := &resolvconf.Watcher{Paths: resolvconf.Paths{ResolvConf: conf, ResolvedUpstream: dir + "/none"}, Debounce: 20 * time.Millisecond}
+	search := make(chan []string, 8)
+	w.Subscribe(func(h resolvconf.Host) { search <- h.Search })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go w.Run(ctx)
+	_, addr := startProxy(t, Config{Host: w})
 	waitFor := func(want string) {
 		t.Helper()
 		deadline := time.Now().Add(5 * time.Second)
@@ -367,10 +369,13 @@ func TestFollowsHostResolvConf(t *testing.T) {
 			if time.Now().After(deadline) {
 				t.Fatalf("want the answer %s of the upstream in resolv.conf, got %v", want, r.Answer)
 			}
-			time.Sleep(50 * time.Millisecond)
+			time.Sleep(10 * time.Millisecond)
 		}
 	}
 	waitFor("192.0.2.101")
 	write(second.addr)
 	waitFor("192.0.2.102")
+	if s := <-search; len(s) != 1 || s[0] != "corp.example" {
+		t.Fatalf("search list %v", s)
+	}
 }

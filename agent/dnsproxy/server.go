@@ -2,8 +2,11 @@ package dnsproxy
 
 import (
 	"encoding/binary"
+	"errors"
+	"io"
 	"net"
 	"net/netip"
+	"sync"
 	"time"
 	"unsafe"
 
@@ -106,6 +109,28 @@ func (u *udpLater) reply(r *Request, resp []byte) {
 
 func (u *udpLater) detach(*Request) responder { return u }
 
+// retry paces a loop whose read or accept failed: it logs and waits,
+// from 5 ms doubling to 1 s while the failures go on.
+type retry struct{ delay time.Duration }
+
+// wait logs err and sleeps; it reports false when the proxy was closed,
+// and the loop must end.
+func (rt *retry) wait(p *Proxy, what string, addr net.Addr, err error) bool {
+	if p.isClosed() {
+		return false
+	}
+	rt.delay = min(max(2*rt.delay, 5*time.Millisecond), time.Second)
+	p.log.Warn(what+" failed; retrying", "addr", addr.String(), "error", err, "in", rt.delay.String())
+	select {
+	case <-p.done:
+		return false
+	case <-time.After(rt.delay):
+		return true
+	}
+}
+
+func (rt *retry) ok() { rt.delay = 0 }
+
 // serveUDP is the UDP read loop: a batch in, every answer that is ready at
 // once out, in one system call each.
 func (p *Proxy) serveUDP(pc net.PacketConn) {
@@ -126,17 +151,17 @@ func (p *Proxy) serveUDP(pc net.PacketConn) {
 		reqs[i].w = &udpSlot{p: p, b: b, i: i, c: c}
 		bufs[i] = make([]byte, 0, udpOutSize)
 	}
+	var rt retry
 	for {
 		n, err := b.Read()
 		if err != nil {
-			if p.isClosed() || udpbatch.ErrClosed(err) {
+			if udpbatch.ErrClosed(err) || !rt.wait(p, "UDP read", pc.LocalAddr(), err) {
 				return
 			}
-			p.log.Warn("UDP read failed", "addr", pc.LocalAddr().String(), "error", err)
-			time.Sleep(10 * time.Millisecond)
 			continue
 		}
-		now := time.Now()
+		rt.ok()
+		now := p.now()
 		for i := range n {
 			r := &reqs[i]
 			r.Buf = bufs[i][:0]
@@ -162,20 +187,21 @@ func (p *Proxy) serveUDP(pc net.PacketConn) {
 // datagram at a time.
 func (p *Proxy) servePacketConn(pc net.PacketConn) {
 	in := make([]byte, udpInSize)
+	var rt retry
 	for {
 		n, addr, err := pc.ReadFrom(in)
 		if err != nil {
-			if p.isClosed() {
+			if errors.Is(err, net.ErrClosed) || !rt.wait(p, "UDP read", pc.LocalAddr(), err) {
 				return
 			}
-			time.Sleep(10 * time.Millisecond)
 			continue
 		}
+		rt.ok()
 		var src netip.AddrPort
 		if ua, ok := addr.(*net.UDPAddr); ok {
 			src = ua.AddrPort()
 		}
-		r := &Request{Buf: make([]byte, 0, udpOutSize), Src: src, Now: time.Now()}
+		r := &Request{Buf: make([]byte, 0, udpOutSize), Src: src, Now: p.now()}
 		r.w = &packetLater{p: p, pc: pc, to: addr}
 		if !p.admit(in[:n], r, src.Addr()) {
 			continue
@@ -205,92 +231,157 @@ func (p *Proxy) isClosed() bool {
 	}
 }
 
-// TCP limits: idle connections close, and at most maxTCPConns are served.
+// TCP limits: idle connections close, at most maxTCPConns are served, and
+// at most tcpQueue answers wait to be written on one.
 const (
 	tcpIdle     = 10 * time.Second
 	maxTCPConns = 256
+	tcpQueue    = 64
 )
 
-func (p *Proxy) serveTCP(l net.Listener) {
+// serveTCP accepts connections and serves each from two goroutines, a
+// reader and a writer, started with run so that Serve waits for them.
+func (p *Proxy) serveTCP(l net.Listener, run func(func())) {
 	sem := make(chan struct{}, maxTCPConns)
+	var rt retry
 	for {
 		c, err := l.Accept()
 		if err != nil {
-			if p.isClosed() {
+			if errors.Is(err, net.ErrClosed) || !rt.wait(p, "TCP accept", l.Addr(), err) {
 				return
 			}
-			time.Sleep(10 * time.Millisecond)
 			continue
 		}
+		rt.ok()
 		select {
 		case sem <- struct{}{}:
 		default:
+			p.log.Debug("too many TCP connections; closing a new one", "limit", maxTCPConns, "client", c.RemoteAddr().String())
 			c.Close()
 			continue
 		}
-		p.mu.Lock()
-		if p.closed {
-			p.mu.Unlock()
+		t := &tcpConn{p: p, c: c, out: make(chan []byte, tcpQueue), done: make(chan struct{})}
+		if !p.track(t) {
 			c.Close()
 			return
 		}
-		p.tcpConns[c] = struct{}{}
-		p.mu.Unlock()
-		go func() {
+		run(t.writeLoop)
+		run(func() {
 			defer func() { <-sem }()
-			p.serveTCPConn(c)
-			p.mu.Lock()
-			delete(p.tcpConns, c)
-			p.mu.Unlock()
-		}()
+			t.readLoop()
+			p.untrack(t)
+		})
 	}
 }
 
-// tcpWriter answers on a TCP connection; answers to pipelined queries may
-// come back in any order.
-type tcpWriter struct {
-	p  *Proxy
-	c  net.Conn
-	mu chanMutex
+func (p *Proxy) track(t *tcpConn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return false
+	}
+	p.tcpConns[t] = struct{}{}
+	return true
 }
 
-type chanMutex chan struct{}
-
-func (m chanMutex) lock()   { m <- struct{}{} }
-func (m chanMutex) unlock() { <-m }
-
-func (t *tcpWriter) reply(r *Request, resp []byte) {
-	out := finalize(r, resp, t.p.cfg.UDPSize)
-	frame := make([]byte, 2, 2+len(out))
-	binary.BigEndian.PutUint16(frame, uint16(len(out)))
-	frame = append(frame, out...)
-	t.mu.lock()
-	t.c.SetWriteDeadline(time.Now().Add(tcpIdle))
-	t.c.Write(frame)
-	t.mu.unlock()
+func (p *Proxy) untrack(t *tcpConn) {
+	p.mu.Lock()
+	delete(p.tcpConns, t)
+	p.mu.Unlock()
 }
 
-func (t *tcpWriter) detach(*Request) responder { return t }
+// tcpConn is one TCP client. Its reader runs the chain; answers, which for
+// pipelined queries may come in any order, are queued to its writer, so
+// no goroutine that answers ever waits on a slow client while holding
+// anything.
+type tcpConn struct {
+	p    *Proxy
+	c    net.Conn
+	out  chan []byte
+	done chan struct{}
+	once sync.Once
+}
 
-func (p *Proxy) serveTCPConn(c net.Conn) {
-	defer c.Close()
+// close ends the connection; both loops return.
+func (t *tcpConn) close() {
+	t.once.Do(func() {
+		close(t.done)
+		t.c.Close()
+	})
+}
+
+func frame(r *Request, resp []byte, maxUDP int) []byte {
+	out := finalize(r, resp, maxUDP)
+	f := make([]byte, 2, 2+len(out))
+	binary.BigEndian.PutUint16(f, uint16(len(out)))
+	return append(f, out...)
+}
+
+// reply queues an answer given on the reader's goroutine: when the queue
+// is full the reader waits, and so reads no more from a client that does
+// not read its answers.
+func (t *tcpConn) reply(r *Request, resp []byte) {
+	select {
+	case t.out <- frame(r, resp, t.p.cfg.UDPSize):
+	case <-t.done:
+	}
+}
+
+func (t *tcpConn) detach(*Request) responder { return tcpLater{t} }
+
+// tcpLater answers on a TCP connection from another goroutine (the
+// forwarder's): it never waits; an answer that finds the queue full is
+// dropped, the client will retry.
+type tcpLater struct{ t *tcpConn }
+
+func (l tcpLater) reply(r *Request, resp []byte) {
+	select {
+	case l.t.out <- frame(r, resp, l.t.p.cfg.UDPSize):
+	case <-l.t.done:
+	default:
+		l.t.p.log.Debug("TCP client does not read its answers; dropping one", "client", l.t.c.RemoteAddr().String())
+	}
+}
+
+func (l tcpLater) detach(*Request) responder { return l }
+
+// writeLoop writes the queued answers until the connection ends; a write
+// that fails or takes longer than tcpIdle ends it.
+func (t *tcpConn) writeLoop() {
+	for {
+		select {
+		case <-t.done:
+			return
+		case f := <-t.out:
+			t.c.SetWriteDeadline(time.Now().Add(tcpIdle))
+			if _, err := t.c.Write(f); err != nil {
+				t.close()
+				return
+			}
+		}
+	}
+}
+
+// readLoop reads length-prefixed queries and runs them down the chain
+// until the client closes, stays idle for tcpIdle or sends garbage.
+func (t *tcpConn) readLoop() {
+	defer t.close()
+	p, c := t.p, t.c
 	var src netip.AddrPort
 	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
 		src = a.AddrPort()
 	}
-	w := &tcpWriter{p: p, c: c, mu: make(chanMutex, 1)}
 	var lenBuf [2]byte
 	for {
 		c.SetReadDeadline(time.Now().Add(tcpIdle))
-		if _, err := readFull(c, lenBuf[:]); err != nil {
+		if _, err := io.ReadFull(c, lenBuf[:]); err != nil {
 			return
 		}
-		n := int(binary.BigEndian.Uint16(lenBuf[:]))
-		msg := make([]byte, n)
-		if _, err := readFull(c, msg); err != nil {
+		msg := make([]byte, binary.BigEndian.Uint16(lenBuf[:]))
+		if _, err := io.ReadFull(c, msg); err != nil {
 			return
 		}
-		r := &Request{Buf: make([]byte, 0, 512), TCP: true, Src: src, Now: time.Now(), w: w}
+		r := &Request{Buf: make([]byte, 0, 512), TCP: true, Src: src, Now: p.now(), w: t}
 		if !p.admit(msg, r, src.Addr()) {
 			if len(msg) < headerLen {
 				return
@@ -299,16 +390,4 @@ func (p *Proxy) serveTCPConn(c net.Conn) {
 		}
 		p.chain(r)
 	}
-}
-
-func readFull(c net.Conn, b []byte) (int, error) {
-	n := 0
-	for n < len(b) {
-		m, err := c.Read(b[n:])
-		n += m
-		if err != nil {
-			return n, err
-		}
-	}
-	return n, nil
 }

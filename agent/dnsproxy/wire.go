@@ -235,21 +235,6 @@ func walkRRs(msg []byte, qend int, fn func(rr) error) error {
 	return nil
 }
 
-// questionEnd returns the offset after the single question of msg.
-func questionEnd(msg []byte) (int, error) {
-	if len(msg) < headerLen || binary.BigEndian.Uint16(msg[4:]) != 1 {
-		return 0, errQDCount
-	}
-	off, err := skipName(msg, headerLen)
-	if err != nil {
-		return 0, err
-	}
-	if off+4 > len(msg) {
-		return 0, errShort
-	}
-	return off + 4, nil
-}
-
 // sameQuestion reports whether the question of resp (ending at qend) asks
 // for the lowercased wire name qname with qtype and qclass.
 func sameQuestion(resp []byte, qend int, qname []byte, qtype, qclass uint16) bool {

@@ -25,23 +25,17 @@ var ErrNoUpstreams = errors.New("no usable upstream DNS server")
 // with search-domain handling, 127.0.0.54 the "proxy" stub.
 var resolvedStubs = []netip.Addr{netip.MustParseAddr("127.0.0.53"), netip.MustParseAddr("127.0.0.54")}
 
-// DefaultExclude are the DNS proxy's own listen addresses, never upstreams.
-var DefaultExclude = []netip.AddrPort{
-	netip.MustParseAddrPort("127.0.0.1:15053"),
-	netip.MustParseAddrPort("[::1]:15053"),
-}
-
-// Paths says where HostUpstreams looks. The zero value uses the system paths
-// and DefaultExclude.
+// Paths says where HostUpstreams looks. The zero value uses the system
+// paths.
 type Paths struct {
 	// ResolvConf is the host's resolver file; default ResolvConfPath.
 	ResolvConf string
 	// ResolvedUpstream is systemd-resolved's upstream list; default
 	// ResolvedUpstreamPath.
 	ResolvedUpstream string
-	// Exclude are addresses that must never be used as upstreams (the
-	// proxy's own listeners); default DefaultExclude. Set it to a non-nil
-	// empty slice to exclude nothing.
+	// Exclude are addresses that must never be used as upstreams, besides
+	// systemd-resolved's stubs, e.g. the DNS proxy's own listeners (the
+	// proxy also drops those itself).
 	Exclude []netip.AddrPort
 }
 
@@ -51,9 +45,6 @@ func (p Paths) withDefaults() Paths {
 	}
 	if p.ResolvedUpstream == "" {
 		p.ResolvedUpstream = ResolvedUpstreamPath
-	}
-	if p.Exclude == nil {
-		p.Exclude = DefaultExclude
 	}
 	return p
 }

@@ -135,7 +135,7 @@ func (c *Config) parseLine(b []byte) {
 		if len(f) < 2 {
 			return
 		}
-		if ap, ok := parseServer(f[1]); ok {
+		if ap, err := ParseServer(f[1]); err == nil {
 			c.Servers = append(c.Servers, ap)
 		}
 	case "domain":
@@ -162,14 +162,22 @@ func (c *Config) parseLine(b []byte) {
 	}
 }
 
-func parseServer(s string) (netip.AddrPort, bool) {
-	if a, err := netip.ParseAddr(s); err == nil {
-		return netip.AddrPortFrom(a, DefaultPort), true
+// ParseServer parses a DNS server address as resolv.conf and onramp's
+// configuration write it: an IP ("10.0.0.2", "fe80::1%eth0", "[fd00::2]")
+// with port 53, or IP:port ("10.0.0.2:5353", "[fd00::2]:53"). An
+// IPv4-mapped IPv6 address is taken as the IPv4 address; port 0 is refused.
+func ParseServer(s string) (netip.AddrPort, error) {
+	host := s
+	if strings.HasPrefix(s, "[") && strings.HasSuffix(s, "]") {
+		host = s[1 : len(s)-1]
+	}
+	if a, err := netip.ParseAddr(host); err == nil {
+		return netip.AddrPortFrom(a.Unmap(), DefaultPort), nil
 	}
 	if ap, err := netip.ParseAddrPort(s); err == nil && ap.Port() != 0 {
-		return ap, true
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
 	}
-	return netip.AddrPort{}, false
+	return netip.AddrPort{}, fmt.Errorf("server %q is not IP or IP:port with a port above 0 (e.g. 10.0.0.2 or [fd00::2]:53)", s)
 }
 
 // normDomain lowercases d and drops a trailing dot. The root (".") and names

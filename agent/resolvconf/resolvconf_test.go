@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -149,14 +148,15 @@ func TestHostUpstreams(t *testing.T) {
 			name: "own listener and duplicates filtered", etc: "nameserver 127.0.0.1:15053\nnameserver [::1]:15053\nnameserver 10.0.0.2\nnameserver 10.0.0.2\nnameserver 127.0.0.1\n",
 			wantPath: "etc", servers: aps("10.0.0.2:53", "127.0.0.1:53"),
 		},
-		{name: "only own listener", etc: "nameserver 127.0.0.1:15053\n", wantPath: "etc", wantErr: "would loop", noUp: true},
+		{name: "only excluded or stubs", etc: "nameserver 127.0.0.1:15053\nnameserver [::1]:15053\n", wantPath: "etc", wantErr: "would loop", noUp: true},
 		{name: "no nameserver", etc: "search x.example\n", wantPath: "etc", wantErr: "lists no nameserver", noUp: true},
 		{name: "resolved lists its stub too", etc: "nameserver 127.0.0.53\n", resolved: "nameserver 127.0.0.53\nnameserver 10.9.9.9\n", wantPath: "resolved", servers: aps("10.9.9.9:53")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
-			p := Paths{ResolvConf: filepath.Join(dir, "etc-resolv.conf"), ResolvedUpstream: filepath.Join(dir, "resolve", "resolv.conf")}
+			p := Paths{ResolvConf: filepath.Join(dir, "etc-resolv.conf"), ResolvedUpstream: filepath.Join(dir, "resolve", "resolv.conf"),
+				Exclude: aps("127.0.0.1:15053", "[::1]:15053")}
 			write(t, p.ResolvConf, tt.etc)
 			if tt.resolved != "" {
 				os.Mkdir(filepath.Dir(p.ResolvedUpstream), 0o755)
@@ -186,121 +186,158 @@ func TestHostUpstreams(t *testing.T) {
 	}
 }
 
-func TestWatchSeesAtomicRename(t *testing.T) {
-	old := Debounce
-	Debounce = 20 * time.Millisecond
-	t.Cleanup(func() { Debounce = old })
-	dir := t.TempDir()
-	path := filepath.Join(dir, "resolv.conf")
-	write(t, path, "nameserver 10.0.0.1\n")
-
-	var mu sync.Mutex
-	var got []*Config
-	ch := make(chan struct{}, 16)
+// watchHost runs a Watcher with a short debounce over p and returns a
+// channel of every state it reports and one signal per read.
+func watchHost(t *testing.T, p Paths) (states <-chan Host, reads <-chan struct{}) {
+	t.Helper()
+	st := make(chan Host, 16)
+	rd := make(chan struct{}, 64)
+	w := &Watcher{Paths: p, Debounce: 20 * time.Millisecond, checked: func() { rd <- struct{}{} }}
+	w.Subscribe(func(h Host) { st <- h })
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
-	go func() {
-		done <- Watch(ctx, path, func(c *Config) {
-			mu.Lock()
-			got = append(got, c)
-			mu.Unlock()
-			ch <- struct{}{}
-		})
-	}()
-	wait := func(what string) {
-		t.Helper()
-		select {
-		case <-ch:
-		case <-time.After(5 * time.Second):
-			t.Fatalf("no onChange after %s", what)
+	go func() { done <- w.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
 		}
+	})
+	return st, rd
+}
+
+func next[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(5 * time.Second):
+		t.Fatalf("nothing after %s", what)
 	}
-	wait("start")
+	var zero T
+	return zero
+}
+
+func TestWatcherSeesAtomicRename(t *testing.T) {
+	dir := t.TempDir()
+	p := Paths{ResolvConf: filepath.Join(dir, "resolv.conf"), ResolvedUpstream: filepath.Join(dir, "none", "resolv.conf")}
+	write(t, p.ResolvConf, "nameserver 10.0.0.1\nsearch a.example\noptions ndots:2\n")
+	states, reads := watchHost(t, p)
+	h := next(t, states, "start")
+	if !slices.Equal(h.Upstreams, aps("10.0.0.1:53")) || !slices.Equal(h.Search, []string{"a.example"}) || h.Ndots != 2 || h.UpstreamsFrom != p.ResolvConf {
+		t.Fatalf("start: %+v", h)
+	}
+	next(t, reads, "start")
+
 	// Atomic replace as resolvconf(8) does it: write a temp file, rename over.
 	tmp := filepath.Join(dir, ".resolv.conf.tmp")
 	write(t, tmp, "nameserver 10.0.0.2\nsearch b.example\n")
-	if err := os.Rename(tmp, path); err != nil {
+	if err := os.Rename(tmp, p.ResolvConf); err != nil {
 		t.Fatal(err)
 	}
-	wait("rename")
-	// Rewriting the same content is not a change.
-	write(t, path, "nameserver 10.0.0.2\nsearch b.example\n")
-	// An unrelated file in the directory is ignored.
+	h = next(t, states, "rename")
+	if !slices.Equal(h.Upstreams, aps("10.0.0.2:53")) || !slices.Equal(h.Search, []string{"b.example"}) || h.Ndots != 1 {
+		t.Fatalf("after rename: %+v", h)
+	}
+	next(t, reads, "rename")
+
+	// An unrelated file in the directory is not read; rewriting the same
+	// content is read and is no change.
 	write(t, filepath.Join(dir, "other"), "nameserver 1.1.1.1\n")
+	write(t, p.ResolvConf, "nameserver 10.0.0.2\nsearch b.example\n")
+	next(t, reads, "rewrite")
 	select {
-	case <-ch:
-		t.Fatal("onChange called for unchanged content or another file")
-	case <-time.After(300 * time.Millisecond):
+	case h := <-states:
+		t.Fatalf("a state for unchanged content: %+v", h)
+	default:
 	}
-	// In-place write is seen too.
-	write(t, path, "nameserver 10.0.0.3\n")
-	wait("write")
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
+
+	// In-place write is seen too; an unreadable file is reported, keeping
+	// nothing valid.
+	write(t, p.ResolvConf, "nameserver 10.0.0.3\n")
+	if h = next(t, states, "write"); !slices.Equal(h.Upstreams, aps("10.0.0.3:53")) {
+		t.Fatalf("after write: %+v", h)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	want := []string{"10.0.0.1:53", "10.0.0.2:53", "10.0.0.3:53"}
-	if len(got) != len(want) {
-		t.Fatalf("got %d configs, want %d", len(got), len(want))
-	}
-	for i, c := range got {
-		if c.Servers[0].String() != want[i] {
-			t.Errorf("change %d: servers %v, want %s", i, c.Servers, want[i])
-		}
-	}
-	if !slices.Equal(got[1].Search, []string{"b.example"}) {
-		t.Errorf("search after rename = %v", got[1].Search)
+	os.Remove(p.ResolvConf)
+	h = next(t, states, "remove")
+	if !errors.Is(h.ResolvErr, os.ErrNotExist) || !errors.Is(h.UpstreamErr, os.ErrNotExist) || h.Upstreams != nil {
+		t.Fatalf("after remove: %+v", h)
 	}
 }
 
-func TestWatchHostFollowsResolved(t *testing.T) {
-	old := Debounce
-	Debounce = 20 * time.Millisecond
-	t.Cleanup(func() { Debounce = old })
+func TestWatcherFollowsResolved(t *testing.T) {
 	dir := t.TempDir()
 	p := Paths{ResolvConf: filepath.Join(dir, "etc", "resolv.conf"), ResolvedUpstream: filepath.Join(dir, "run", "resolv.conf")}
 	os.Mkdir(filepath.Join(dir, "etc"), 0o755)
 	os.Mkdir(filepath.Join(dir, "run"), 0o755)
-	write(t, p.ResolvConf, "nameserver 127.0.0.53\n")
-	write(t, p.ResolvedUpstream, "nameserver 10.0.0.1\n")
-	type res struct {
-		path string
-		cfg  *Config
-		err  error
-	}
-	ch := make(chan res, 16)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go p.WatchHost(ctx, func(path string, cfg *Config, err error) { ch <- res{path, cfg, err} })
-	next := func() res {
-		t.Helper()
-		select {
-		case r := <-ch:
-			return r
-		case <-time.After(5 * time.Second):
-			t.Fatal("no onChange")
-		}
-		return res{}
-	}
-	r := next()
-	if r.err != nil || r.path != p.ResolvedUpstream || r.cfg.Servers[0].String() != "10.0.0.1:53" {
-		t.Fatalf("start: %+v", r)
+	write(t, p.ResolvConf, "nameserver 127.0.0.53\nsearch corp.example\noptions ndots:3\n")
+	write(t, p.ResolvedUpstream, "nameserver 10.0.0.1\nsearch other.example\n")
+	states, _ := watchHost(t, p)
+	h := next(t, states, "start")
+	// Upstreams from resolved's list; the search list applications use.
+	if h.UpstreamErr != nil || h.UpstreamsFrom != p.ResolvedUpstream || !slices.Equal(h.Upstreams, aps("10.0.0.1:53")) ||
+		!slices.Equal(h.Search, []string{"corp.example"}) || h.Ndots != 3 {
+		t.Fatalf("start: %+v", h)
 	}
 	// resolved learns a new upstream (DHCP renew): written by rename.
 	tmp := p.ResolvedUpstream + ".tmp"
 	write(t, tmp, "nameserver 10.0.0.7\n")
 	os.Rename(tmp, p.ResolvedUpstream)
-	r = next()
-	if r.err != nil || r.cfg.Servers[0].String() != "10.0.0.7:53" {
-		t.Fatalf("after resolved change: %+v", r)
+	if h = next(t, states, "resolved change"); h.UpstreamErr != nil || !slices.Equal(h.Upstreams, aps("10.0.0.7:53")) {
+		t.Fatalf("after resolved change: %+v", h)
 	}
 	// The host stops using resolved.
 	write(t, p.ResolvConf, "nameserver 10.5.5.5\n")
-	r = next()
-	if r.err != nil || r.path != p.ResolvConf || r.cfg.Servers[0].String() != "10.5.5.5:53" {
-		t.Fatalf("after switch: %+v", r)
+	h = next(t, states, "switch")
+	if h.UpstreamErr != nil || h.UpstreamsFrom != p.ResolvConf || !slices.Equal(h.Upstreams, aps("10.5.5.5:53")) || h.Search != nil {
+		t.Fatalf("after switch: %+v", h)
+	}
+	// resolved's stub without its file: the search list stays valid.
+	write(t, p.ResolvConf, "nameserver 127.0.0.53\nsearch x.example\n")
+	os.Remove(p.ResolvedUpstream)
+	for h = next(t, states, "stub without resolved"); h.UpstreamErr == nil; h = next(t, states, "stub without resolved") {
+	}
+	if h.ResolvErr != nil || !slices.Equal(h.Search, []string{"x.example"}) || !strings.Contains(h.UpstreamErr.Error(), "start systemd-resolved") {
+		t.Fatalf("stub without resolved: %+v", h)
+	}
+}
+
+// A late subscriber gets the current state at once; a cancelled one gets
+// nothing more.
+func TestWatcherSubscribe(t *testing.T) {
+	dir := t.TempDir()
+	p := Paths{ResolvConf: filepath.Join(dir, "resolv.conf"), ResolvedUpstream: filepath.Join(dir, "none")}
+	write(t, p.ResolvConf, "nameserver 10.0.0.1\n")
+	w := &Watcher{Paths: p}
+	if _, ok := w.Current(); ok {
+		t.Fatal("a current state before the first read")
+	}
+	var first []Host
+	cancel := w.Subscribe(func(h Host) { first = append(first, h) })
+	w.check()
+	var late []Host
+	w.Subscribe(func(h Host) { late = append(late, h) })
+	if len(first) != 1 || len(late) != 1 || !first[0].Equal(late[0]) {
+		t.Fatalf("first %v late %v", first, late)
+	}
+	cancel()
+	write(t, p.ResolvConf, "nameserver 10.0.0.2\n")
+	w.check()
+	if cur, _ := w.Current(); len(first) != 1 || len(late) != 2 || !slices.Equal(cur.Upstreams, aps("10.0.0.2:53")) {
+		t.Fatalf("after cancel: first %d late %d current %+v", len(first), len(late), cur)
+	}
+}
+
+func TestWatchStillReportsOneFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "resolv.conf")
+	write(t, path, "nameserver 10.0.0.1\nsearch a.example\n")
+	ch := make(chan *Config, 4)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go Watch(ctx, path, func(c *Config) { ch <- c })
+	if c := next(t, ch, "start"); !slices.Equal(c.Search, []string{"a.example"}) {
+		t.Fatalf("start: %+v", c)
 	}
 }
 
@@ -336,4 +373,27 @@ func FuzzParse(f *testing.F) {
 		}
 		(Paths{}).Filter(c2)
 	})
+}
+
+func TestParseServer(t *testing.T) {
+	for in, want := range map[string]string{
+		"10.0.0.2":         "10.0.0.2:53",
+		"10.0.0.2:5353":    "10.0.0.2:5353",
+		"[fd00::2]":        "[fd00::2]:53",
+		"fd00::2":          "[fd00::2]:53",
+		"[fd00::2]:54":     "[fd00::2]:54",
+		"::ffff:10.0.0.9":  "10.0.0.9:53",
+		"fe80::1%eth0":     "[fe80::1%eth0]:53",
+		"[::ffff:1.2.3.4]": "1.2.3.4:53",
+	} {
+		got, err := ParseServer(in)
+		if err != nil || got.String() != want {
+			t.Errorf("ParseServer(%q) = %v, %v; want %s", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "host.example", "10.0.0.2:0", "[fd00::2", "10.0.0.2:x", "1.2.3"} {
+		if ap, err := ParseServer(in); err == nil || !strings.Contains(err.Error(), "is not IP or IP:port") {
+			t.Errorf("ParseServer(%q) = %v, %v; want the not-IP error", in, ap, err)
+		}
+	}
 }

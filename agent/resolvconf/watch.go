@@ -3,32 +3,174 @@ package resolvconf
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"path/filepath"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
 )
 
-// Timing of Watch. Debounce coalesces the burst of events an editor or
-// resolvconf(8) makes into one re-read; Resync re-reads the file even without
-// events, in case a change was missed (e.g. a directory that did not exist yet).
-var (
-	Debounce = 100 * time.Millisecond
-	Resync   = 30 * time.Second
+// Host is the host's resolver state, as one Watcher reads it for every part
+// of the agent: the search list and ndots that applications use, and the
+// real upstream servers behind them.
+type Host struct {
+	// Search and Ndots come from Paths.ResolvConf, the file glibc applies
+	// to the host's own queries. They are valid unless ResolvErr is set.
+	Search    []string
+	Ndots     int
+	ResolvErr error
+	// Upstreams are the servers a forwarder on this host should use, as
+	// Paths.HostUpstreams finds them, read from UpstreamsFrom. When
+	// UpstreamErr is set they are empty: keep the previous ones.
+	Upstreams     []netip.AddrPort
+	UpstreamsFrom string
+	UpstreamErr   error
+}
+
+// Equal reports whether h and o describe the same state (errors compared by
+// their text).
+func (h Host) Equal(o Host) bool {
+	return slices.Equal(h.Search, o.Search) && h.Ndots == o.Ndots && errText(h.ResolvErr) == errText(o.ResolvErr) &&
+		slices.Equal(h.Upstreams, o.Upstreams) && h.UpstreamsFrom == o.UpstreamsFrom && errText(h.UpstreamErr) == errText(o.UpstreamErr)
+}
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// ReadHost reads the host's resolver state from p once.
+func (p Paths) ReadHost() Host {
+	var h Host
+	if c, err := ParseFile(p.withDefaults().ResolvConf); err != nil {
+		h.ResolvErr = err
+	} else {
+		h.Search, h.Ndots = c.Search, c.Ndots
+	}
+	path, cfg, err := p.HostUpstreams()
+	h.UpstreamsFrom, h.UpstreamErr = path, err
+	if err == nil {
+		h.Upstreams = cfg.Servers
+	}
+	return h
+}
+
+// Default timing of a Watcher.
+const (
+	// DefaultDebounce coalesces the burst of events an editor or
+	// resolvconf(8) makes into one re-read.
+	DefaultDebounce = 100 * time.Millisecond
+	// DefaultResync re-reads the files even without events, in case a
+	// change was missed (e.g. a directory that did not exist yet).
+	DefaultResync = 30 * time.Second
 )
 
-// Watch follows the resolv.conf file at path. It calls onChange once with the
-// current content, then again each time the content changes (a rename over
-// the file, as resolvconf(8) and systemd-resolved do, counts). It watches the
-// file's directory, and the directory of its symlink target, so atomic
-// replacements are seen. While the file is missing or unreadable onChange is
-// not called; the last configuration stays in force.
+// Watcher follows the host's resolver state (Host) and tells every
+// subscriber when it changes: the DNS proxy follows the upstreams, the
+// name table the search list, from one watch of the files. Set the fields
+// before Run; the zero value watches the system paths.
 //
-// Watch blocks until ctx is done and then returns nil; it returns an error
-// only when the watch cannot be set up.
+// It watches the files' directories, and those of their symlink targets,
+// so atomic replacements (a rename over the file, as resolvconf(8) and
+// systemd-resolved do) are seen.
+type Watcher struct {
+	// Paths says which files are read; see Paths.
+	Paths Paths
+	// Debounce and Resync time the re-reads; zero means DefaultDebounce
+	// and DefaultResync.
+	Debounce, Resync time.Duration
+
+	mu   sync.Mutex // guards cur and subs; held while subscribers run
+	cur  *Host
+	subs map[int]func(Host)
+	next int
+
+	// checked, when set, is called after every read (for tests).
+	checked func()
+}
+
+// Current returns the last state read, and false before the first read.
+func (w *Watcher) Current() (Host, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.cur == nil {
+		return Host{}, false
+	}
+	return *w.cur, true
+}
+
+// Subscribe calls fn with the current state, if one was read, and then
+// with each new state, in order, from the watcher's goroutine; fn must not
+// block for long nor call the Watcher. The returned function ends the
+// subscription.
+func (w *Watcher) Subscribe(fn func(Host)) (cancel func()) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.subs == nil {
+		w.subs = make(map[int]func(Host))
+	}
+	id := w.next
+	w.next++
+	w.subs[id] = fn
+	if w.cur != nil {
+		fn(*w.cur)
+	}
+	return func() {
+		w.mu.Lock()
+		delete(w.subs, id)
+		w.mu.Unlock()
+	}
+}
+
+// check reads the state and tells the subscribers if it changed.
+func (w *Watcher) check() {
+	h := w.Paths.ReadHost()
+	w.mu.Lock()
+	if w.cur == nil || !w.cur.Equal(h) {
+		w.cur = &h
+		ids := make([]int, 0, len(w.subs))
+		for id := range w.subs {
+			ids = append(ids, id)
+		}
+		slices.Sort(ids)
+		for _, id := range ids {
+			w.subs[id](h)
+		}
+	}
+	w.mu.Unlock()
+	if w.checked != nil {
+		w.checked()
+	}
+}
+
+// Run reads the state at once and then follows it until ctx is done, and
+// returns nil then. It returns an error only when the watch cannot be set
+// up (the state is still read once and subscribers told).
+func (w *Watcher) Run(ctx context.Context) error {
+	p := w.Paths.withDefaults()
+	debounce, resync := w.Debounce, w.Resync
+	if debounce <= 0 {
+		debounce = DefaultDebounce
+	}
+	if resync <= 0 {
+		resync = DefaultResync
+	}
+	return watchFiles(ctx, []string{p.ResolvConf, p.ResolvedUpstream}, debounce, resync, w.check)
+}
+
+// Watch follows the resolv.conf file at path and calls onChange with its
+// content once, then after each change; while the file is missing or
+// unreadable onChange is not called.
+//
+// Deprecated: use a Watcher, which follows the search list and the
+// upstreams for every part of the agent from one watch.
 func Watch(ctx context.Context, path string, onChange func(*Config)) error {
 	var last *Config
-	return watchFiles(ctx, []string{path}, func() {
+	return watchFiles(ctx, []string{path}, DefaultDebounce, DefaultResync, func() {
 		c, err := ParseFile(path)
 		if err != nil || c.Equal(last) {
 			return
@@ -38,38 +180,12 @@ func Watch(ctx context.Context, path string, onChange func(*Config)) error {
 	})
 }
 
-// WatchHost follows the host's upstreams as HostUpstreams sees them: it
-// watches both p.ResolvConf and p.ResolvedUpstream and calls onChange with
-// the result of p.HostUpstreams once at start and then whenever that result
-// (the path, the configuration or the error text) changes. It blocks until
-// ctx is done and returns nil then.
-func (p Paths) WatchHost(ctx context.Context, onChange func(path string, cfg *Config, err error)) error {
-	p = p.withDefaults()
-	var (
-		lastPath, lastErr string
-		lastCfg           *Config
-		first             = true
-	)
-	return watchFiles(ctx, []string{p.ResolvConf, p.ResolvedUpstream}, func() {
-		path, cfg, err := p.HostUpstreams()
-		es := ""
-		if err != nil {
-			es = err.Error()
-		}
-		if !first && path == lastPath && es == lastErr && cfg.Equal(lastCfg) {
-			return
-		}
-		first = false
-		lastPath, lastCfg, lastErr = path, cfg, es
-		onChange(path, cfg, err)
-	})
-}
-
 // watchFiles calls check at start, after each debounced burst of events on
-// any of files, and every Resync.
-func watchFiles(ctx context.Context, files []string, check func()) error {
+// any of files, and every resync.
+func watchFiles(ctx context.Context, files []string, debounce, resync time.Duration, check func()) error {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
+		check()
 		return fmt.Errorf("resolvconf: cannot watch %v: %w", files, err)
 	}
 	defer w.Close()
@@ -96,48 +212,34 @@ func watchFiles(ctx context.Context, files []string, check func()) error {
 		}
 	}
 	watchTargets()
+	check()
 	if len(dirs) == 0 {
 		return fmt.Errorf("resolvconf: cannot watch %v: none of their directories exists", files)
 	}
-	check()
 
-	var timer *time.Timer
-	var fire <-chan time.Time
-	resync := time.NewTicker(Resync)
-	defer resync.Stop()
+	timer := time.NewTimer(debounce)
+	timer.Stop()
+	tick := time.NewTicker(resync)
+	defer tick.Stop()
+	defer timer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			if timer != nil {
-				timer.Stop()
-			}
 			return nil
 		case ev, ok := <-w.Events:
 			if !ok {
 				return nil
 			}
-			if !names[filepath.Clean(ev.Name)] {
-				continue
+			if names[filepath.Clean(ev.Name)] {
+				timer.Reset(debounce)
 			}
-			if timer == nil {
-				timer = time.NewTimer(Debounce)
-			} else {
-				timer.Reset(Debounce)
-			}
-			fire = timer.C
 		case <-w.Errors:
 			// An overflowed queue loses events: re-read soon.
-			if timer == nil {
-				timer = time.NewTimer(Debounce)
-			} else {
-				timer.Reset(Debounce)
-			}
-			fire = timer.C
-		case <-fire:
-			fire = nil
+			timer.Reset(debounce)
+		case <-timer.C:
 			watchTargets()
 			check()
-		case <-resync.C:
+		case <-tick.C:
 			watchTargets()
 			check()
 		}

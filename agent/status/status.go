@@ -38,8 +38,12 @@ type Report struct {
 
 // DNS describes the proxy.
 type DNS struct {
-	Listen    []string `json:"listen"`
-	Upstreams []string `json:"upstreams,omitempty"`
+	// Listen are the sockets actually served: dns.listen, or the sockets
+	// systemd passed when the agent is socket-activated.
+	Listen []string `json:"listen"`
+	// SocketActivated is true when systemd passed the sockets.
+	SocketActivated bool     `json:"socketActivated,omitempty"`
+	Upstreams       []string `json:"upstreams,omitempty"`
 }
 
 // ControlPlane describes the ADS link.
@@ -65,10 +69,21 @@ type Identity struct {
 
 // NameTable describes the table the proxy answers from.
 type NameTable struct {
-	Names    int       `json:"names"`
-	Version  string    `json:"version,omitempty"`
-	Source   string    `json:"source,omitempty"` // "control-plane", "disk", "file"
+	Names   int    `json:"names"`
+	Hosts   int    `json:"hosts"`
+	Version string `json:"version,omitempty"`
+	Source  string `json:"source,omitempty"` // "control-plane", "disk", "file"
+	// LastPush is when the control plane pushed the table in use, also when
+	// it was read back from disk after a restart; zero for a file.
 	LastPush time.Time `json:"lastPush,omitzero"`
+	// Installed is when the index in use was built (a push, the load at
+	// start, or a rebuild for a new search list).
+	Installed time.Time `json:"installed,omitzero"`
+	// Search and Ndots are the host's resolv.conf settings the index follows.
+	Search []string `json:"search,omitempty"`
+	Ndots  int      `json:"ndots"`
+	// SaveError is why the table in use could not be kept on disk.
+	SaveError string `json:"saveError,omitempty"`
 	// Skipped is what of the table is not served: each address dropped and
 	// each entry skipped, with the reason.
 	Skipped []nametable.Skip `json:"skipped,omitempty"`
@@ -200,7 +215,11 @@ func (r Report) WriteText(w io.Writer) {
 	row := func(k, v string) { fmt.Fprintf(w, "%-16s %s\n", k+":", v) }
 	row("version", r.Version)
 	row("mode", r.Mode)
-	row("dns", fmt.Sprint(r.DNS.Listen))
+	dns := fmt.Sprint(r.DNS.Listen)
+	if r.DNS.SocketActivated {
+		dns += " (sockets from systemd)"
+	}
+	row("dns", dns)
 	if r.Mode == "control-plane" {
 		state := "disconnected"
 		if r.ControlPlane.Connected {
@@ -238,6 +257,9 @@ func (r Report) WriteText(w io.Writer) {
 	for _, sk := range r.NameTable.Skipped {
 		row("not served", sk.String())
 	}
+	if r.NameTable.SaveError != "" {
+		row("table not saved", r.NameTable.SaveError)
+	}
 	if r.Health.Probe {
 		h := "unhealthy"
 		switch {
@@ -254,4 +276,11 @@ func (r Report) WriteText(w io.Writer) {
 	if r.WorkloadEntry != "" {
 		row("workload entry", r.WorkloadEntry)
 	}
+}
+
+// Close closes the listener of a server that may never have served.
+func (s *Server) Close() error {
+	err := s.srv.Close()
+	s.ln.Close()
+	return err
 }

@@ -1,59 +1,56 @@
 package main
 
 import (
-	"flag"
-	"fmt"
-	"strings"
-	"time"
+	"github.com/spf13/cobra"
 
-	"github.com/miekg/dns"
+	"github.com/onramp-mesh/onramp/agent/lookup"
 )
 
-func cmdLookup(args []string) error {
-	fs := flag.NewFlagSet("lookup", flag.ContinueOnError)
-	server := fs.String("server", "127.0.0.1:15053", "the DNS proxy to ask")
-	tcp := fs.Bool("tcp", false, "ask over TCP")
-	if err := fs.Parse(args); err != nil {
+func newLookupCmd() *cobra.Command {
+	q := lookup.Query{}
+	cmd := &cobra.Command{
+		Use:   "lookup NAME|IP [TYPE] [flags]",
+		Short: "Ask the local DNS proxy, as an application would",
+		Long: `Ask the local DNS proxy one question and print the answer, with whether it
+came from the mesh name table or was forwarded upstream. An IP address asks for
+its PTR record. The exit status is 1 when the answer is not NOERROR.`,
+		Example: `  onramp lookup productpage.default.svc.cluster.local
+  onramp lookup productpage AAAA
+  onramp lookup 10.96.0.12            # PTR of the address
+  onramp lookup reviews -o json --tcp`,
+		Args: rangeArgs(1, "NAME", "TYPE"),
+	}
+	cmd.ValidArgsFunction = func(_ *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+		if len(args) == 1 {
+			return []string{"A", "AAAA", "PTR", "SRV", "CNAME", "TXT", "MX", "NS", "SOA"}, cobra.ShellCompDirectiveNoFileComp
+		}
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	out := addOutputFlag(cmd)
+	agent := addDNSAddrFlags(cmd)
+	cmd.Flags().BoolVar(&q.TCP, "tcp", false, "ask over TCP")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if err := out.check(); err != nil {
+			return err
+		}
+		q.Name = args[0]
+		if len(args) == 2 {
+			q.Type = args[1]
+		}
+		_, _, err := q.Question()
+		if err != nil {
+			return &usageError{err}
+		}
+		if q.Server, err = agent.resolve(cmd); err != nil {
+			return err
+		}
+		res, err := lookup.Do(cmd.Context(), q)
+		if res.Rcode != "" {
+			if perr := out.print(cmd.OutOrStdout(), res, res.WriteText); perr != nil {
+				return perr
+			}
+		}
 		return err
 	}
-	if fs.NArg() < 1 || fs.NArg() > 2 {
-		return fmt.Errorf("lookup: usage: onramp lookup NAME [TYPE]")
-	}
-	name := dns.Fqdn(fs.Arg(0))
-	qtype := dns.TypeA
-	if fs.NArg() == 2 {
-		t, ok := dns.StringToType[strings.ToUpper(fs.Arg(1))]
-		if !ok {
-			return fmt.Errorf("lookup: unknown record type %q (e.g. A, AAAA, PTR, SRV)", fs.Arg(1))
-		}
-		qtype = t
-	}
-	if qtype == dns.TypePTR {
-		if rev, err := dns.ReverseAddr(fs.Arg(0)); err == nil {
-			name = rev
-		}
-	}
-	m := new(dns.Msg)
-	m.SetQuestion(name, qtype)
-	m.SetEdns0(1232, false)
-	c := &dns.Client{Timeout: 5 * time.Second}
-	if *tcp {
-		c.Net = "tcp"
-	}
-	r, rtt, err := c.Exchange(m, *server)
-	if err != nil {
-		return fmt.Errorf("lookup: %s did not answer: %w (is onramp running?)", *server, err)
-	}
-	source := "forwarded"
-	if r.Authoritative {
-		source = "mesh"
-	}
-	fmt.Printf(";; %s %s: %s from %s (%s) in %s\n", name, dns.TypeToString[qtype], dns.RcodeToString[r.Rcode], *server, source, rtt.Round(time.Microsecond))
-	for _, rr := range r.Answer {
-		fmt.Println(rr.String())
-	}
-	if r.Rcode != dns.RcodeSuccess {
-		return fmt.Errorf("lookup: %s %s: %s", name, dns.TypeToString[qtype], dns.RcodeToString[r.Rcode])
-	}
-	return nil
+	return cmd
 }

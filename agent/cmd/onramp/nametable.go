@@ -2,57 +2,91 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
-	"io"
-	"net/http"
-	"os"
-	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/onramp-mesh/onramp/agent/nametable"
+	"github.com/onramp-mesh/onramp/agent/status"
 )
 
-func cmdNameTable(args []string) error {
-	if len(args) == 0 {
-		return fmt.Errorf("nametable: usage: onramp nametable check FILE.json | onramp nametable show")
+func newNameTableCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "nametable",
+		Short: "Check a NameTable file, or show the names the agent serves",
+		Example: `  onramp nametable check table.json
+  onramp nametable show -o json`,
 	}
-	switch args[0] {
-	case "check":
-		fs := flag.NewFlagSet("nametable check", flag.ContinueOnError)
-		ns := fs.String("namespace", "default", "the proxy's namespace, for short names")
-		if err := fs.Parse(args[1:]); err != nil {
-			return err
-		}
-		if fs.NArg() != 1 {
-			return fmt.Errorf("nametable check: usage: onramp nametable check FILE.json")
-		}
-		t, err := nametable.LoadJSON(fs.Arg(0))
+	cmd.AddCommand(newNameTableCheckCmd(), newNameTableShowCmd())
+	return cmd
+}
+
+func newNameTableCheckCmd() *cobra.Command {
+	hc := nametable.HostContext{ClusterDomain: nametable.DefaultClusterDomain}
+	cmd := &cobra.Command{
+		Use:   "check FILE.json [flags]",
+		Short: "Validate a NameTable file (protojson), as onramp run --name-table reads it",
+		Long: `Validate a NameTable file in protojson form, the form onramp run --name-table
+serves. Every problem is reported, each naming its entry; an entry with no
+address is a problem (the agent would skip it). The exit status is 1 when
+there is any.`,
+		Example: `  onramp nametable check table.json
+  onramp nametable check --namespace bookinfo table.json`,
+		Args: exactArgs("FILE.json"),
+	}
+	cmd.Flags().StringVar(&hc.Namespace, "namespace", "default", "the proxy's `NAMESPACE`, for short names")
+	cmd.Flags().StringVar(&hc.ClusterDomain, "cluster-domain", hc.ClusterDomain, "the mesh's cluster `DOMAIN`")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		path := args[0]
+		t, err := nametable.LoadJSON(path)
 		if err != nil {
 			return err
 		}
-		ix, err := nametable.Build(t, nametable.HostContext{Namespace: *ns, ClusterDomain: "cluster.local"}, nametable.Options{})
-		if err != nil {
-			return fmt.Errorf("nametable: %s: %w", fs.Arg(0), err)
+		ix, problems := nametable.Lint(t, hc, nametable.Options{})
+		w := cmd.OutOrStdout()
+		for _, p := range problems {
+			fmt.Fprintf(w, "%s: %s\n", path, p)
 		}
-		fmt.Printf("%s: ok, %d hosts, %d names answered\n", fs.Arg(0), len(t.GetTable()), ix.Len())
+		if len(problems) > 0 {
+			return fmt.Errorf("%s: %d problem(s)", path, len(problems))
+		}
+		fmt.Fprintf(w, "%s: ok, %d hosts, %d names answered\n", path, ix.Hosts(), ix.Len())
 		return nil
-	case "show":
-		fs := flag.NewFlagSet("nametable show", flag.ContinueOnError)
-		addr := fs.String("addr", "127.0.0.1:15020", "the agent's status address")
-		if err := fs.Parse(args[1:]); err != nil {
+	}
+	cmd.ValidArgsFunction = func(_ *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+		if len(args) > 0 {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		return []string{"json"}, cobra.ShellCompDirectiveFilterFileExt
+	}
+	return cmd
+}
+
+func newNameTableShowCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "show [flags]",
+		Short: "Print the names the running agent serves",
+		Example: `  onramp nametable show
+  onramp nametable show -o json | jq '.entries[].name'`,
+		Args: noArgs,
+	}
+	out := addOutputFlag(cmd)
+	agent := addStatusAddrFlags(cmd)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if err := out.check(); err != nil {
 			return err
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+*addr+"/debug/nametable", nil)
-		resp, err := http.DefaultClient.Do(req)
+		addr, err := agent.resolve(cmd)
 		if err != nil {
-			return fmt.Errorf("nametable: no agent answers on %s (is onramp running?): %w", *addr, err)
+			return err
 		}
-		defer resp.Body.Close()
-		_, err = io.Copy(os.Stdout, resp.Body)
-		return err
-	default:
-		return fmt.Errorf("nametable: unknown subcommand %q: want check or show", args[0])
+		ctx, cancel := context.WithTimeout(cmd.Context(), requestTimeout)
+		defer cancel()
+		s, err := status.FetchNameTable(ctx, addr)
+		if err != nil {
+			return err
+		}
+		return out.print(cmd.OutOrStdout(), s, s.WriteText)
 	}
+	return cmd
 }
