@@ -35,7 +35,12 @@ type Config struct {
 	// StateDir keeps the key, certificate chain, root, and the last good name table.
 	StateDir string `json:"stateDir,omitempty"`
 
+	// DataPlane says whether a data-plane proxy on the VM (Envoy, ztunnel)
+	// carries traffic to the mesh's auto-allocated VIPs: "none" or "proxy".
+	DataPlane string `json:"dataPlane,omitempty"`
+
 	DNS      DNS      `json:"dns"`
+	Redirect Redirect `json:"redirect"`
 	Status   Status   `json:"status"`
 	Identity Identity `json:"identity"`
 	Log      Log      `json:"log"`
@@ -76,6 +81,32 @@ type Cache struct {
 	// StaleWindow is how long past expiry an answer may be served when every upstream fails (RFC 8767). 0 turns it off.
 	StaleWindow Duration `json:"staleWindow,omitempty"`
 }
+
+// Redirect configures how the host's resolver is pointed at the proxy.
+type Redirect struct {
+	// Mode is auto (pick from what the host runs), resolved, nftables or none.
+	Mode string `json:"mode,omitempty"`
+	// CaptureAll sends every query of the host to onramp, not only the mesh's domains.
+	CaptureAll bool `json:"captureAll,omitempty"`
+}
+
+// Redirect modes.
+const (
+	RedirectAuto     = "auto"
+	RedirectResolved = "resolved"
+	RedirectNftables = "nftables"
+	RedirectNone     = "none"
+)
+
+// Data plane modes.
+const (
+	// DataPlaneNone: no proxy on the VM; names whose only addresses are
+	// auto-allocated VIPs are not answered from the table.
+	DataPlaneNone = "none"
+	// DataPlaneProxy: a proxy on the VM captures VIP traffic; VIPs are
+	// answered as Istio's agent answers them.
+	DataPlaneProxy = "proxy"
+)
 
 func (c Cache) validate() error {
 	switch {
@@ -130,9 +161,11 @@ func Default() Config {
 				StaleWindow: Duration(24 * time.Hour),
 			},
 		},
-		Status:   Status{Listen: "127.0.0.1:15020"},
-		Identity: Identity{KeyType: "ecdsa", Validity: Duration(24 * time.Hour)},
-		Log:      Log{Level: "info"},
+		DataPlane: DataPlaneProxy,
+		Redirect:  Redirect{Mode: RedirectAuto},
+		Status:    Status{Listen: "127.0.0.1:15020"},
+		Identity:  Identity{KeyType: "ecdsa", Validity: Duration(24 * time.Hour)},
+		Log:       Log{Level: "info"},
 	}
 }
 
@@ -207,6 +240,16 @@ func (c *Config) Validate() error {
 	}
 	if err := c.DNS.Cache.validate(); err != nil {
 		return err
+	}
+	switch c.Redirect.Mode {
+	case RedirectAuto, RedirectResolved, RedirectNftables, RedirectNone:
+	default:
+		return fmt.Errorf("redirect.mode: %q is not auto, resolved, nftables or none", c.Redirect.Mode)
+	}
+	switch c.DataPlane {
+	case DataPlaneNone, DataPlaneProxy:
+	default:
+		return fmt.Errorf("dataPlane: %q is not none or proxy (is a proxy such as Envoy on this VM carrying the mesh's VIPs?)", c.DataPlane)
 	}
 	if c.Status.Listen != "off" && c.Status.Listen != "" {
 		if _, err := netip.ParseAddrPort(c.Status.Listen); err != nil {

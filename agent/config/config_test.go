@@ -23,13 +23,15 @@ dns:
     maxTTL: 5m
 log:
   level: debug
+redirect:
+  mode: nftables
 `
 	if err := os.WriteFile(path, []byte(file), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
 	f := NewFlags(fs)
-	if err := fs.Parse([]string{"--config", path, "--mesh-ttl", "45s", "--stub", "internal=10.0.0.2,10.0.0.3"}); err != nil {
+	if err := fs.Parse([]string{"--config", path, "--mesh-ttl", "45s", "--stub", "internal=10.0.0.2,10.0.0.3", "--data-plane", "none"}); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err := f.Resolve()
@@ -50,6 +52,9 @@ log:
 	}
 	if got := cfg.DNS.Stubs["internal."]; len(got) != 2 {
 		t.Errorf("stub flag: %v", cfg.DNS.Stubs)
+	}
+	if cfg.Redirect.Mode != RedirectNftables || cfg.Redirect.CaptureAll || cfg.DataPlane != DataPlaneNone {
+		t.Errorf("redirect %+v from the file, dataPlane %q from the flag", cfg.Redirect, cfg.DataPlane)
 	}
 	if cfg.Status.Listen != "127.0.0.1:15020" {
 		t.Errorf("default status listen kept: %q", cfg.Status.Listen)
@@ -80,6 +85,8 @@ func TestBadValuesAreClearErrors(t *testing.T) {
 		{"log:\n  level: loud\n", "log.level"},
 		{"identity:\n  keyType: dsa\n", "identity.keyType"},
 		{"dns: [1,2\n", "YAML"},
+		{"redirect: {mode: iptables}\n", "redirect.mode"},
+		{"dataPlane: envoy\n", "dataPlane"},
 		{"dns:\n  cache: {minTTL: 2h, maxTTL: 1h}\n", "dns.cache.minTTL: 2h0m0s is not between 0 and maxTTL (1h0m0s)"},
 		{"dns:\n  cache: {staleWindow: -1s}\n", "dns.cache.staleWindow"},
 		{"dns:\n  cache: {maxEntries: 0}\n", "must be positive"},

@@ -23,6 +23,7 @@ type Flags struct {
 	statusListen, logLevel      string
 	namespace                   string
 	logJSON                     bool
+	redirect, dataPlane         string
 }
 
 // NewFlags defines the run flags on fs.
@@ -42,6 +43,8 @@ func NewFlags(fs *pflag.FlagSet) *Flags {
 	fs.StringVar(&f.statusListen, "status-listen", "", `status HTTP address, or "off" (default 127.0.0.1:15020)`)
 	fs.StringVar(&f.logLevel, "log-level", "", "trace, debug, info, warn or error (default info)")
 	fs.BoolVar(&f.logJSON, "log-json", false, "log JSON lines")
+	fs.StringVar(&f.redirect, "redirect", "", "point the host's resolver at onramp: auto, resolved, nftables or none (default auto)")
+	fs.StringVar(&f.dataPlane, "data-plane", "", "none, or proxy when a proxy on the VM carries the mesh's VIPs (default "+DataPlaneProxy+")")
 	return f
 }
 
@@ -85,6 +88,10 @@ func (f *Flags) Resolve() (Config, error) {
 			cfg.Log.Level = f.logLevel
 		case "log-json":
 			cfg.Log.JSON = f.logJSON
+		case "redirect":
+			cfg.Redirect.Mode = f.redirect
+		case "data-plane":
+			cfg.DataPlane = f.dataPlane
 		}
 	})
 	if err := cfg.Validate(); err != nil {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -51,6 +52,20 @@ type Options struct {
 	// Bundle adjusts how the bundle is read: the time certificates and the
 	// token are checked at, and how the VM's address is found.
 	Bundle bundle.Options
+	// Agent is the account the agent runs as, for checking that it can read
+	// the bundle and the table and write its state. Nil means the system
+	// user AgentUser when it exists, else no such check.
+	Agent *Account
+}
+
+// AgentUser is the system user onramp.service runs the agent as.
+const AgentUser = "onramp"
+
+// Account is a user's identity for file access: its uid and its groups.
+type Account struct {
+	Name   string
+	UID    uint32
+	Groups []uint32 // the primary group and the supplementary ones
 }
 
 // Check validates the configuration file at path. It never starts anything
@@ -75,13 +90,18 @@ func Check(path string, opts Options) Report {
 	case cfg.Bundle == "" && cfg.NameTable == "":
 		add(Error, "bundle", "neither bundle nor nameTable is set: the agent would serve no mesh names; set bundle: /etc/onramp/bundle (after onramp bootstrap) or nameTable: FILE.json")
 	}
+	if opts.Agent == nil {
+		opts.Agent = lookupAccount(AgentUser)
+	}
 	if cfg.Bundle != "" {
 		checkBundle(cfg.Bundle, opts, add)
 	}
 	if cfg.NameTable != "" && cfg.Bundle == "" {
 		checkNameTable(cfg, add)
+		checkAccess(opts.Agent, "nameTable", cfg.NameTable, read, add)
 	}
 	checkStateDir(cfg.StateDir, add)
+	checkAccess(opts.Agent, "stateDir", cfg.StateDir, read|write|search, add)
 	r.OK = true
 	for _, f := range r.Findings {
 		if f.Severity == Error {
@@ -108,6 +128,15 @@ func checkBundle(dir string, opts Options, add addFunc) {
 	case !st.IsDir():
 		add(Error, "bundle", "%s is not a directory; the bundle is the directory istioctl x workload entry configure -o DIR wrote", dir)
 		return
+	}
+	// Once the directory is out of reach, one finding says so, not one per file.
+	if checkAccess(opts.Agent, "bundle", dir, read|search, add) {
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			if e.Type().IsRegular() {
+				checkAccess(opts.Agent, "bundle", filepath.Join(dir, e.Name()), read, add)
+			}
+		}
 	}
 	b, err := bundle.LoadWith(dir, opts.Bundle)
 	if err != nil {

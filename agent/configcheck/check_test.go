@@ -55,8 +55,9 @@ func writeBundle(t *testing.T, dir string, exp time.Time) {
 	}
 }
 
+// opts checks as root, so that no access check applies.
 func opts() Options {
-	return Options{Bundle: bundle.Options{
+	return Options{Agent: &Account{Name: "root"}, Bundle: bundle.Options{
 		Now: func() time.Time { return now },
 		Network: bundle.AddressSource{
 			RouteSource: func(netip.AddrPort) (netip.Addr, error) { return netip.MustParseAddr("192.0.2.50"), nil },
@@ -67,7 +68,7 @@ func opts() Options {
 	}}
 }
 
-func write(t *testing.T, path, content string) string {
+func writeFile(t *testing.T, path, content string) string {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
@@ -84,8 +85,8 @@ func TestCheck(t *testing.T) {
 	writeBundle(t, expired, now.Add(-time.Hour))
 	writeBundle(t, broken, now.Add(time.Hour))
 	os.Remove(filepath.Join(broken, "mesh.yaml"))
-	file := write(t, filepath.Join(dir, "file"), "")
-	table := write(t, filepath.Join(dir, "table.json"), `{"table": {"a.example": {"ips": ["10.0.0.1"]}, "b.example": {}}}`)
+	file := writeFile(t, filepath.Join(dir, "file"), "")
+	table := writeFile(t, filepath.Join(dir, "table.json"), `{"table": {"a.example": {"ips": ["10.0.0.1"]}, "b.example": {}}}`)
 
 	type want struct {
 		ok                 bool
@@ -107,7 +108,7 @@ func TestCheck(t *testing.T) {
 		{"bad value", "bundle: " + good + "\nlog: {level: loud}", want{false, Error, "", `log.level: "loud"`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			path := write(t, filepath.Join(t.TempDir(), "onramp.yaml"), tc.yaml+"\n")
+			path := writeFile(t, filepath.Join(t.TempDir(), "onramp.yaml"), tc.yaml+"\n")
 			r := Check(path, opts())
 			if r.OK != tc.want.ok || r.File != path {
 				t.Errorf("OK %v, file %q; want %v, %q", r.OK, r.File, tc.want.ok, path)
@@ -129,5 +130,58 @@ func TestCheck(t *testing.T) {
 				t.Errorf("message repeats its key: %s", f)
 			}
 		})
+	}
+}
+
+func TestCheckAgentAccess(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the files must be owned by another user than the agent's")
+	}
+	dir := t.TempDir()
+	os.Chmod(filepath.Dir(dir), 0o755)
+	os.Chmod(dir, 0o755)
+	state := filepath.Join(dir, "state")
+	os.Mkdir(state, 0o755)
+	b := filepath.Join(dir, "bundle")
+	writeBundle(t, b, now.Add(time.Hour)) // istio-token is written 0600, owned by root
+	os.Chmod(b, 0o755)
+	for _, f := range []string{"cluster.env", "mesh.yaml", "root-cert.pem", "hosts"} {
+		os.Chmod(filepath.Join(b, f), 0o644)
+	}
+	nobody := &Account{Name: "nobody", UID: 65534, Groups: []uint32{65534}}
+	o := opts()
+	o.Agent = nobody
+	cfg := writeFile(t, filepath.Join(dir, "onramp.yaml"), "bundle: "+b+"\nstateDir: "+state+"\n")
+
+	r := Check(cfg, o)
+	var msgs []string
+	for _, f := range r.Findings {
+		msgs = append(msgs, f.String())
+	}
+	all := strings.Join(msgs, "\n")
+	if r.OK || len(r.Findings) != 2 {
+		t.Fatalf("OK %v, findings:\n%s\nwant the token and the state dir", r.OK, all)
+	}
+	tok := r.Findings[0]
+	if tok.Key != "bundle" || !strings.Contains(tok.Message, "the agent runs as nobody and cannot read "+filepath.Join(b, "istio-token")+" (owner root, group root, mode 0600)") || !strings.Contains(tok.Message, "chgrp nobody") {
+		t.Errorf("token finding: %s", tok)
+	}
+	st := r.Findings[1]
+	if st.Key != "stateDir" || !strings.Contains(st.Message, "cannot read and write "+state) {
+		t.Errorf("state finding: %s", st)
+	}
+
+	// The agent's group may read the token; a directory on the way that it
+	// cannot enter is named.
+	os.Chown(filepath.Join(b, "istio-token"), 0, 65534)
+	os.Chmod(filepath.Join(b, "istio-token"), 0o640)
+	os.Chown(state, 65534, 65534)
+	if r := Check(cfg, o); !r.OK || len(r.Findings) != 0 {
+		t.Errorf("readable by the group: %+v", r.Findings)
+	}
+	os.Chmod(dir, 0o700)
+	r = Check(cfg, o)
+	if r.OK || len(r.Findings) == 0 || !strings.Contains(r.Findings[0].Message, "cannot enter "+dir+" (owner root, group root, mode 0700)") {
+		t.Errorf("unreachable directory: %+v", r.Findings)
 	}
 }

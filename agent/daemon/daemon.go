@@ -1,43 +1,41 @@
-// Package daemon wires onramp's components into the running agent. The whole
-// data path is assembled here, in Run:
+// Package daemon wires onramp's components into the running agent. It only
+// wires: each component owns its state and reports it for status.
 //
-//	control plane ──ADS/NDS──► xds.Client ──► install ──► nametable.Build ──► proxy.SetTable
-//	                                              │                              ▲
-//	                                              └──► nametable.Store.Save      │ (at start: last good table)
-//	                                                                             │
-//	applications ──DNS──► dnsproxy: mesh table ─► cache ─► forwarder ─► host's upstreams
+//	control plane ──ADS/NDS──► xds.Client ──► tablestate.Tables ──► nametable.Build
+//	                                              │   ▲   │
+//	                          nametable.Store ◄───┘   │   └──► OnInstall subscribers
+//	                                                  │ (at start: file or last good table; search-list rebuilds)
+//	applications ──DNS──► dnsproxy: mesh table (Tables) ─► cache ─► forwarder ─► host's upstreams
 //
 // The identity manager keeps the workload certificate that authenticates the
 // ADS stream, the prober reports the WorkloadGroup's readiness probe as
 // health, and the status server exposes all of it on 127.0.0.1:15020.
+//
+// Run first constructs every component, opening every socket (DNS, status),
+// and only then starts them. Any error while constructing closes what was
+// opened; any component failing once started stops all of them, and Run
+// returns when every one has returned.
 package daemon
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
+	"net"
 	"os"
-	"runtime/debug"
 	"slices"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/onramp-mesh/onramp/agent/config"
-	"github.com/onramp-mesh/onramp/agent/dnsproxy"
 	"github.com/onramp-mesh/onramp/agent/health"
-	"github.com/onramp-mesh/onramp/agent/identity"
 	"github.com/onramp-mesh/onramp/agent/nametable"
 	"github.com/onramp-mesh/onramp/agent/resolvconf"
 	"github.com/onramp-mesh/onramp/agent/status"
-	"github.com/onramp-mesh/onramp/agent/xds"
-	"github.com/onramp-mesh/onramp/agent/xds/ndspb"
+	"github.com/onramp-mesh/onramp/agent/tablestate"
 	"github.com/onramp-mesh/onramp/installer/bundle"
-	"github.com/onramp-mesh/onramp/workloadentry"
 )
 
 // IstioVersion is the ISTIO_VERSION the agent reports in its node metadata.
@@ -53,127 +51,171 @@ func NewLogger(c config.Log) hclog.Logger {
 	})
 }
 
-// agent holds the running components and what status reports about them.
+// Run runs the agent until ctx ends, or until a component fails.
+func Run(ctx context.Context, cfg config.Config, version string) error {
+	return run(ctx, cfg, version, hostEnv{activated: activatedSockets})
+}
+
+// hostEnv is what the agent takes from the machine; tests give their own.
+type hostEnv struct {
+	// resolver names the host's resolver files (the system's when empty).
+	resolver resolvconf.Paths
+	// activated returns the sockets systemd passed, if any.
+	activated func() ([]net.PacketConn, []net.Listener, error)
+}
+
+func run(ctx context.Context, cfg config.Config, version string, env hostEnv) error {
+	a, err := assemble(cfg, version, env, NewLogger(cfg.Log))
+	if err != nil {
+		return err
+	}
+	return a.serve(ctx)
+}
+
+// agent is the assembled components. Each non-nil one is started by serve.
 type agent struct {
 	cfg     config.Config
 	version string
 	log     hclog.Logger
-	proxy   *dnsproxy.Proxy
-	store   *nametable.Store
+	bundle  *bundle.Bundle // nil: no control plane (static table)
 
-	// installMu orders table installs: pushes, and rebuilds for a new search list.
-	installMu sync.Mutex
-
-	mu       sync.Mutex // guards host and what status reports below
-	index    *nametable.Index
-	tableVer string
-	source   string
-	lastPush time.Time
-	host     nametable.HostContext
-
-	bundle *bundle.Bundle
-	ids    *identity.Manager
-	ads    *xds.Client
+	tables   *tablestate.Tables
+	dns      *dnsServer
+	resolver *hostResolver  // nil when both dns.upstreams and dns.searchDomains are set
+	cp       *controlPlane  // nil without a bundle
+	status   *status.Server // nil when status.listen is "off"
 }
 
-// Run runs the agent until ctx ends.
-func Run(ctx context.Context, cfg config.Config, version string) error {
-	log := NewLogger(cfg.Log)
-	a := &agent{cfg: cfg, version: version, log: log, store: &nametable.Store{Dir: cfg.StateDir}}
+// assemble constructs every component and opens every socket, starting
+// nothing. On error it closes what it opened.
+func assemble(cfg config.Config, version string, env hostEnv, log hclog.Logger) (_ *agent, err error) {
+	a := &agent{cfg: cfg, version: version, log: log}
+	defer func() {
+		if err != nil {
+			a.close()
+		}
+	}()
 
 	if cfg.Bundle != "" {
-		b, err := bundle.Load(cfg.Bundle)
-		if err != nil {
-			return err
+		if a.bundle, err = bundle.Load(cfg.Bundle); err != nil {
+			return nil, err
 		}
-		a.bundle = b
 	}
-	a.host = hostContext(cfg, a.bundle, log)
-
-	pcfg, err := proxyConfig(cfg)
-	if err != nil {
-		return err
+	followSearch, followUpstreams := len(cfg.DNS.SearchDomains) == 0, len(cfg.DNS.Upstreams) == 0
+	if followSearch || followUpstreams {
+		a.resolver = newHostResolver(env.resolver, log.Named("resolv.conf"))
 	}
-	proxy, err := dnsproxy.New(pcfg, log.Named("dns"))
-	if err != nil {
-		return err
-	}
-	a.proxy = proxy
-
+	a.tables = tablestate.New(tablestate.Config{
+		Host:    hostContext(cfg, a.bundle, env.resolver, log),
+		Options: nametable.Options{TTL: cfg.DNS.MeshTTL.D()},
+		Store:   &nametable.Store{Dir: cfg.StateDir},
+		Log:     log.Named("nametable"),
+	})
 	// A table first, so DNS is ready at boot even with the control plane down.
+	if err := a.firstTable(); err != nil {
+		return nil, err
+	}
+	var host *resolvconf.Watcher
+	if followUpstreams {
+		host = a.resolver.watcher
+	}
+	if a.dns, err = newDNSServer(cfg, env.activated, host, a.tables, log.Named("dns")); err != nil {
+		return nil, err
+	}
+	if followSearch {
+		a.resolver.followSearch(a.tables)
+	}
+	if a.bundle != nil {
+		if a.cp, err = newControlPlane(cfg, a.bundle, a.tables.Push, log); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Status.Listen != "" && cfg.Status.Listen != "off" {
+		if a.status, err = status.Listen(cfg.Status.Listen, a.statusSources(), log.Named("status")); err != nil {
+			return nil, err
+		}
+	}
+	return a, nil
+}
+
+// firstTable installs the static table file, or the last good table from
+// disk when there is a control plane.
+func (a *agent) firstTable() error {
 	switch {
-	case cfg.NameTable != "":
-		t, err := nametable.LoadJSON(cfg.NameTable)
-		if err != nil {
-			return err
-		}
-		if err := a.install("file", t, "file"); err != nil {
-			return fmt.Errorf("name table %s: %w", cfg.NameTable, err)
-		}
+	case a.cfg.NameTable != "":
+		return a.tables.InstallFile(a.cfg.NameTable)
 	case a.bundle != nil:
-		if t, ver, err := a.store.Load(); err == nil {
-			if err := a.install(ver, t, "disk"); err != nil {
-				log.Warn("ignoring the stored name table", "dir", cfg.StateDir, "error", err)
-			}
-		} else if !errors.Is(err, os.ErrNotExist) {
-			log.Warn("ignoring the stored name table", "dir", cfg.StateDir, "error", err)
+		if err := a.tables.LoadStored(); err != nil && !errors.Is(err, os.ErrNotExist) {
+			a.log.Warn("ignoring the stored name table", "dir", a.cfg.StateDir, "error", err)
 		}
 	}
+	return nil
+}
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	errc := make(chan error, 4)
-	var wg sync.WaitGroup
-	goRun := func(name string, f func(context.Context) error) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := f(ctx); err != nil && ctx.Err() == nil {
-				errc <- fmt.Errorf("%s: %w", name, err)
-			}
-		}()
+// close releases what assemble opened, for an agent that never started
+// (serving components close their own on return).
+func (a *agent) close() {
+	if a.status != nil {
+		a.status.Close()
 	}
+	if a.dns != nil {
+		a.dns.Close()
+	}
+}
 
-	goRun("dns", proxy.Serve)
-	if len(cfg.DNS.SearchDomains) == 0 {
-		goRun("resolv.conf", func(ctx context.Context) error {
-			if err := resolvconf.Watch(ctx, resolvConfPath, a.followSearchList); err != nil {
-				log.Warn("not following the search list; it stays as read at start", "file", resolvConfPath, "error", err)
+// service is one started component: run blocks until ctx ends or it fails.
+type service struct {
+	name string
+	run  func(context.Context) error
+	// essential services stop the agent when they return, even with nil.
+	essential bool
+}
+
+func (a *agent) services() []service {
+	s := []service{{"dns", a.dns.Serve, true}}
+	if a.resolver != nil {
+		s = append(s, service{"resolv.conf", a.resolver.Run, false})
+	}
+	if a.status != nil {
+		s = append(s, service{"status", a.status.Serve, true})
+	}
+	// DNS and status are up before the control plane is reached: the host
+	// resolves with the last good table while the CA or istiod are away.
+	if a.cp != nil {
+		s = append(s, a.cp.services()...)
+	}
+	// Under systemd (Type=notify, WatchdogSec=) the agent says when it is
+	// ready and keeps pinging the watchdog; elsewhere both do nothing.
+	s = append(s, service{"watchdog", func(ctx context.Context) error { return health.RunWatchdog(ctx, nil, a.log) }, false})
+	return s
+}
+
+// serve starts every component and waits: for ctx to end, or for the first
+// component to fail, which stops the others. It returns once all returned.
+func (a *agent) serve(ctx context.Context) error { return a.serveWith(ctx, a.services()) }
+
+func (a *agent) serveWith(ctx context.Context, services []service) error {
+	defer a.close()
+	g, gctx := errgroup.WithContext(ctx)
+	for _, s := range services {
+		g.Go(func() error {
+			err := s.run(gctx)
+			switch {
+			case gctx.Err() != nil:
+				return nil // stopping: whatever it returns now is not the cause
+			case err != nil:
+				return fmt.Errorf("%s: %w", s.name, err)
+			case s.essential:
+				return fmt.Errorf("%s: stopped unexpectedly", s.name)
 			}
 			return nil
 		})
 	}
-
-	if cfg.Status.Listen != "" && cfg.Status.Listen != "off" {
-		srv, err := status.Listen(cfg.Status.Listen, a.statusSources(), log.Named("status"))
-		if err != nil {
-			return err
-		}
-		goRun("status", srv.Serve)
-	}
-
-	// DNS and status are up before the control plane is reached: the host
-	// resolves with the last good table while the CA or istiod are away.
-	if a.bundle != nil {
-		if err := a.startControlPlane(goRun); err != nil {
-			return err
-		}
-	}
-
-	// Under systemd (Type=notify, WatchdogSec=) the agent says when it is
-	// ready and keeps pinging the watchdog; elsewhere both do nothing.
-	goRun("watchdog", func(ctx context.Context) error { return health.RunWatchdog(ctx, nil, log) })
 	health.Notify(health.NotifyReady)
-	log.Info("onramp is running", "dns", strings.Join(cfg.DNS.Listen, ","), "status", cfg.Status.Listen, "mode", a.mode())
-
-	select {
-	case <-ctx.Done():
-	case err = <-errc:
-	}
+	a.log.Info("onramp is running", "dns", strings.Join(a.dns.Addrs(), ","), "status", a.cfg.Status.Listen, "mode", a.mode())
+	<-gctx.Done()
 	health.Notify(health.NotifyStopping)
-	cancel()
-	wg.Wait()
-	return err
+	return g.Wait()
 }
 
 func (a *agent) mode() string {
@@ -183,224 +225,24 @@ func (a *agent) mode() string {
 	return "static"
 }
 
-// startControlPlane starts identity, the ADS client and the readiness prober.
-func (a *agent) startControlPlane(goRun func(string, func(context.Context) error)) error {
-	b, log := a.bundle, a.log
-	token := func() (string, error) { return b.Token, nil }
-
-	var clientCert func() (*tls.Certificate, error)
-	if !b.Plaintext || b.CAAddressExplicit {
-		ids, err := identity.New(identity.Config{
-			// istiod's plaintext port serves the CA without TLS too (development only).
-			CAAddress: b.DialAddress(b.CAAddress), ServerName: b.ServerName, Plaintext: strings.HasSuffix(b.CAAddress, ":15010"),
-			Roots: b.Roots, ClusterID: b.ClusterID,
-			TrustDomain: b.TrustDomain, Namespace: b.Namespace, ServiceAccount: b.ServiceAccount,
-			Token: token, KeyType: a.cfg.Identity.KeyType, Validity: a.cfg.Identity.Validity.D(),
-			StateDir: a.cfg.StateDir,
-		}, log.Named("identity"))
-		if err != nil {
-			return err
-		}
-		a.ids = ids
-		clientCert = ids.ClientCertificate
-	}
-
-	node, err := xds.NodeFromBundle(b, IstioVersion)
-	if err != nil {
-		return err
-	}
-	ads, err := xds.New(xds.Config{
-		Address: b.DialAddress(b.DiscoveryAddress), ServerName: b.ServerName, Plaintext: b.Plaintext, Roots: b.Roots,
-		ClientCertificate: clientCert, Token: token, ClusterID: b.ClusterID, Node: node,
-		OnNameTable: func(version string, t *ndspb.NameTable) error {
-			return a.install(version, t, "control-plane")
-		},
-	}, log.Named("xds"))
-	if err != nil {
-		return err
-	}
-	a.ads = ads
-	// The certificate first (from disk, or the CA with the bundle token), then the ADS stream it authenticates.
-	goRun("control plane", func(ctx context.Context) error {
-		if a.ids != nil {
-			if err := a.ids.Start(ctx); err != nil {
-				return err
-			}
-		}
-		return ads.Run(ctx)
-	})
-
-	if b.ReadinessProbe != nil {
-		prober, err := health.NewProber(b.ReadinessProbe, log.Named("health"))
-		if err != nil {
-			return err
-		}
-		goRun("health", func(ctx context.Context) error {
-			prober.Run(ctx, ads.SetHealth)
-			return nil
-		})
-	}
-	return nil
-}
-
-// install builds an index from t off the query path, swaps it into the proxy
-// and, for tables from the control plane, keeps t on disk as the last good
-// table. A table that does not build changes nothing and returns the reason
-// (which ADS sends back as a NACK).
-func (a *agent) install(version string, t *ndspb.NameTable, source string) error {
-	a.installMu.Lock()
-	defer a.installMu.Unlock()
-	return a.installLocked(version, t, source, source == "control-plane")
-}
-
-// installLocked is install with installMu held; save says whether t is new
-// and goes to disk.
-func (a *agent) installLocked(version string, t *ndspb.NameTable, source string, save bool) error {
-	start := time.Now()
-	a.mu.Lock()
-	host := a.host
-	a.mu.Unlock()
-	ix, err := nametable.Build(t, host, nametable.Options{TTL: a.cfg.DNS.MeshTTL.D()})
-	if err != nil {
-		a.log.Error("rejected name table; keeping the previous one", "version", version, "source", source, "error", err)
-		return err
-	}
-	a.proxy.SetTable(ix)
-	a.mu.Lock()
-	a.index, a.tableVer, a.source, a.lastPush = ix, version, source, time.Now()
-	a.mu.Unlock()
-	a.log.Info("name table installed", "version", version, "source", source, "hosts", len(t.GetTable()), "names", ix.Len(), "took", time.Since(start).Round(time.Microsecond))
-	if save {
-		if err := a.store.Save(t, version); err != nil {
-			a.log.Warn("could not keep the name table on disk; DNS still serves it", "dir", a.cfg.StateDir, "error", err)
-		}
-	}
-	// Decoding and indexing a table leaves several times the index in
-	// garbage. Hand it back to the OS now instead of keeping it resident,
-	// and once more when the caller has let go of the decoded table.
-	debug.FreeOSMemory()
-	time.AfterFunc(time.Second, debug.FreeOSMemory)
-	return nil
-}
-
-// followSearchList rebuilds the index when resolv.conf's search list or
-// ndots change, so every search domain keeps its one-round-trip CNAMEs. The
-// table is read again from where it came (the file, or the copy on disk)
-// rather than kept decoded in memory.
-func (a *agent) followSearchList(rc *resolvconf.Config) {
-	a.installMu.Lock()
-	defer a.installMu.Unlock()
-	a.mu.Lock()
-	if slices.Equal(a.host.Search, rc.Search) && a.host.Ndots == rc.Ndots {
-		a.mu.Unlock()
-		return
-	}
-	a.host.Search, a.host.Ndots = rc.Search, rc.Ndots
-	source, version := a.source, a.tableVer
-	a.mu.Unlock()
-	a.log.Info("search list changed", "file", resolvConfPath, "search", strings.Join(rc.Search, " "), "ndots", rc.Ndots)
-
-	var t *ndspb.NameTable
-	var err error
-	switch source {
-	case "":
-		return // no table yet; the next one is built with the new list
-	case "file":
-		t, err = nametable.LoadJSON(a.cfg.NameTable)
-	default:
-		t, version, err = a.store.Load()
-	}
-	if err != nil {
-		a.log.Warn("cannot rebuild the name table for the new search list; the old one stays", "source", source, "error", err)
-		return
-	}
-	_ = a.installLocked(version, t, source, false)
-}
-
-func (a *agent) statusSources() status.Sources {
-	return status.Sources{
-		Ready: func() error {
-			a.mu.Lock()
-			defer a.mu.Unlock()
-			if a.index == nil {
-				return errors.New("no name table yet (waiting for the control plane)")
-			}
-			return nil
-		},
-		Report:  a.report,
-		Metrics: []func(w io.Writer){a.proxy.WritePrometheus},
-		NameTable: func() any {
-			a.mu.Lock()
-			ix := a.index
-			a.mu.Unlock()
-			if ix == nil {
-				return []string{}
-			}
-			return ix.Names()
-		},
-		Config: a.cfg,
-	}
-}
-
-func (a *agent) report() status.Report {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	r := status.Report{
-		Version: a.version,
-		Mode:    a.mode(),
-		DNS:     status.DNS{Listen: a.cfg.DNS.Listen, Upstreams: a.cfg.DNS.Upstreams},
-		NameTable: status.NameTable{
-			Version: a.tableVer, Source: a.source, LastPush: a.lastPush,
-		},
-	}
-	if a.index != nil {
-		r.NameTable.Names = a.index.Len()
-	}
-	if a.bundle != nil {
-		b := a.bundle
-		r.WorkloadEntry = b.Namespace + "/" + workloadentry.Name(b.AutoRegisterGroup, b.IP, b.Network)
-		if b.AutoRegisterGroup == "" {
-			r.WorkloadEntry = ""
-		}
-		if a.ads != nil {
-			s := a.ads.Status()
-			r.ControlPlane = status.ControlPlane{
-				Address: b.DiscoveryAddress, Connected: s.Connected, Since: s.ConnectedSince,
-				LastError: s.LastError, Reconnects: s.Reconnects,
-				Accepted: s.Accepted, Rejected: s.Rejected, LastRejection: s.LastRejection,
-			}
-			if b.ReadinessProbe != nil {
-				r.Health = status.Health{Probe: true, Reported: s.HealthReported, Healthy: s.Healthy, Message: s.HealthMessage}
-			}
-		}
-		if a.ids != nil {
-			s := a.ids.Status()
-			r.Identity = status.Identity{SPIFFEID: s.SPIFFEID, NotAfter: s.NotAfter, NextRotation: s.NextRotation, LastError: s.LastError}
-		}
-	}
-	return r
-}
-
-// resolvConfPath is where the host's search list is read and followed.
-var resolvConfPath = "/etc/resolv.conf"
-
 // hostContext is what the host adds to the name table: the proxy's namespace
 // and the resolv.conf search list for one-round-trip CNAMEs.
-func hostContext(cfg config.Config, b *bundle.Bundle, log hclog.Logger) nametable.HostContext {
-	hc := nametable.HostContext{Namespace: cfg.DNS.Namespace, ClusterDomain: "cluster.local", Ndots: 1}
+func hostContext(cfg config.Config, b *bundle.Bundle, resolver resolvconf.Paths, log hclog.Logger) nametable.HostContext {
+	hc := nametable.HostContext{Namespace: cfg.DNS.Namespace, ClusterDomain: nametable.DefaultClusterDomain, Ndots: 1}
 	if b != nil {
 		hc.Namespace = b.Namespace
 	}
 	if hc.Namespace == "" {
 		hc.Namespace = "default"
 	}
-	if rc, err := resolvconf.ParseFile(resolvConfPath); err == nil {
-		hc.Search, hc.Ndots = rc.Search, rc.Ndots
-	} else {
-		log.Debug("no search list from resolv.conf", "file", resolvConfPath, "error", err)
-	}
 	if len(cfg.DNS.SearchDomains) > 0 {
-		hc.Search = cfg.DNS.SearchDomains
+		hc.Search = slices.Clone(cfg.DNS.SearchDomains)
+		return hc
+	}
+	if h := resolver.ReadHost(); h.ResolvErr == nil {
+		hc.Search, hc.Ndots = h.Search, h.Ndots
+	} else {
+		log.Debug("no search list from resolv.conf", "error", h.ResolvErr)
 	}
 	return hc
 }

@@ -2,162 +2,310 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/miekg/dns"
+	"golang.org/x/sys/unix"
 
 	"github.com/onramp-mesh/onramp/agent/config"
+	"github.com/onramp-mesh/onramp/agent/nametable"
+	"github.com/onramp-mesh/onramp/agent/resolvconf"
+	"github.com/onramp-mesh/onramp/agent/status"
 )
 
-func freePort(t *testing.T) string {
+const productpage = `{"table": {"productpage.ns1.svc.cluster.local": {"ips": ["10.96.0.12"], "registry": "Kubernetes", "shortname": "productpage", "namespace": "ns1"}}}`
+
+// testConfig is a static-table agent on ephemeral loopback ports.
+func testConfig(t *testing.T, table string) (config.Config, hostEnv) {
+	t.Helper()
+	dir := t.TempDir()
+	env := hostEnv{resolver: resolvconf.Paths{ResolvConf: filepath.Join(dir, "resolv.conf"), ResolvedUpstream: filepath.Join(dir, "absent")}}
+	writeFile(t, env.resolver.ResolvConf, "nameserver 192.0.2.53\nsearch a.example\n")
+	cfg := config.Default()
+	cfg.NameTable = filepath.Join(dir, "table.json")
+	writeFile(t, cfg.NameTable, table)
+	cfg.StateDir = dir
+	cfg.DNS.Listen = []string{"127.0.0.1:0"}
+	cfg.DNS.Namespace = "ns1"
+	cfg.Status.Listen = "127.0.0.1:0"
+	cfg.Log.Level = "error"
+	return cfg, env
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path+".new", []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path+".new", path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// upstream is a loopback DNS server answering every A query with 192.0.2.7.
+func upstream(t *testing.T) string {
 	t.Helper()
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer pc.Close()
-	l, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
-		t.Skip("UDP port not free on TCP too; rerun")
-	}
-	l.Close()
-	return pc.LocalAddr().String()
-}
-
-// TestStaticTable runs the agent in-process on a static table: mesh names
-// from the table, a forwarded name from a loopback upstream, and the status
-// endpoints.
-func TestStaticTable(t *testing.T) {
-	dir := t.TempDir()
-	resolvConfPath = filepath.Join(dir, "resolv.conf")
-	os.WriteFile(resolvConfPath, []byte("nameserver 192.0.2.53\nsearch a.example\n"), 0o644)
-	table := filepath.Join(dir, "table.json")
-	os.WriteFile(table, []byte(`{"table": {"productpage.ns1.svc.cluster.local": {"ips": ["10.96.0.12"], "registry": "Kubernetes", "shortname": "productpage", "namespace": "ns1"}}}`), 0o644)
-
-	up := &dns.Server{Addr: "127.0.0.1:0", Net: "udp", Handler: dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
+	up := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
 		m := new(dns.Msg)
 		m.SetReply(q)
 		rr, _ := dns.NewRR(q.Question[0].Name + " 60 IN A 192.0.2.7")
 		m.Answer = []dns.RR{rr}
 		w.WriteMsg(m)
 	})}
-	started := make(chan struct{})
-	up.NotifyStartedFunc = func() { close(started) }
-	go up.ListenAndServe()
-	<-started
-	defer up.Shutdown()
+	go up.ActivateAndServe()
+	t.Cleanup(func() { up.Shutdown() })
+	return pc.LocalAddr().String()
+}
 
-	cfg := config.Default()
-	cfg.NameTable = table
-	cfg.StateDir = dir
-	cfg.DNS.Listen = []string{freePort(t)}
-	cfg.DNS.Upstreams = []string{up.PacketConn.LocalAddr().String()}
-	cfg.DNS.Namespace = "ns1"
-	cfg.Status.Listen = freePort(t)
-	cfg.Log.Level = "error"
-
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- Run(ctx, cfg, "test") }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
-
-	var body string
-	for i := 0; i < 100; i++ {
-		resp, err := http.Get("http://" + cfg.Status.Listen + "/healthz/ready")
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if body = string(b); resp.StatusCode == 200 {
-				break
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if body != "ready\n" {
-		t.Fatalf("not ready: %q", body)
-	}
-	c := &dns.Client{Timeout: 2 * time.Second}
-	ask := func(name string) *dns.Msg {
-		m := new(dns.Msg)
-		m.SetQuestion(name, dns.TypeA)
-		r, _, err := c.Exchange(m, cfg.DNS.Listen[0])
-		if err != nil {
-			t.Fatal(err)
-		}
-		return r
-	}
-	if r := ask("productpage."); len(r.Answer) != 1 || !r.Authoritative || r.Answer[0].(*dns.A).A.String() != "10.96.0.12" {
-		t.Errorf("short name in the agent's namespace: %v", r)
-	}
-	if r := ask("www.example.org."); len(r.Answer) != 1 || r.Authoritative || r.Answer[0].(*dns.A).A.String() != "192.0.2.7" {
-		t.Errorf("forwarded: %v", r)
-	}
-	// The search list is followed: the one-round-trip CNAME moves with it.
-	if r := ask("productpage.ns1.svc.cluster.local.a.example."); len(r.Answer) != 2 || r.Answer[0].Header().Rrtype != dns.TypeCNAME {
-		t.Errorf("search expansion for a.example: %v", r)
-	}
-	os.WriteFile(resolvConfPath+".new", []byte("nameserver 192.0.2.53\nsearch b.example\n"), 0o644)
-	os.Rename(resolvConfPath+".new", resolvConfPath)
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		r := ask("productpage.ns1.svc.cluster.local.b.example.")
-		if len(r.Answer) == 2 && r.Answer[0].Header().Rrtype == dns.TypeCNAME {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("search list change not followed: %v", r)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if r := ask("productpage.ns1.svc.cluster.local.a.example."); r.Authoritative {
-		t.Errorf("the old search domain still expands: %v", r)
-	}
-
-	resp, err := http.Get("http://" + cfg.Status.Listen + "/metrics")
+// start assembles the agent (all sockets open) and serves it until the test ends.
+func start(t *testing.T, cfg config.Config, env hostEnv) *agent {
+	t.Helper()
+	a, err := assemble(cfg, "test", env, hclog.NewNullLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	count := func(source string) int {
-		m := regexp.MustCompile(`onramp_dns_queries_total\{source="` + source + `"\} (\d+)`).FindSubmatch(b)
-		if m == nil {
-			t.Fatalf("no %s count in the metrics:\n%s", source, b)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
 		}
-		n, _ := strconv.Atoi(string(m[1]))
+	})
+	return a
+}
+
+func ask(t *testing.T, server, name string) *dns.Msg {
+	t.Helper()
+	m := new(dns.Msg)
+	m.SetQuestion(name, dns.TypeA)
+	r, _, err := (&dns.Client{Timeout: 2 * time.Second}).Exchange(m, server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestStaticTable runs the agent in-process on a static table: mesh names
+// from the table, a forwarded name from a loopback upstream, the search list
+// followed, and the status endpoints.
+func TestStaticTable(t *testing.T) {
+	cfg, env := testConfig(t, productpage)
+	cfg.DNS.Upstreams = []string{upstream(t)}
+	a := start(t, cfg, env)
+	installs := make(chan *nametable.Index, 10)
+	t.Cleanup(a.tables.OnInstall(func(ix *nametable.Index) { installs <- ix }))
+	<-installs // the table in use
+	server, statusURL := a.dns.Addrs()[0], "http://"+a.status.Addr()
+
+	// The sockets were open before serving started: no polling needed.
+	if code, body := get(t, statusURL+"/healthz/ready"); code != 200 || body != "ready\n" {
+		t.Fatalf("not ready: %d %q", code, body)
+	}
+	if r := ask(t, server, "productpage."); len(r.Answer) != 1 || !r.Authoritative || r.Answer[0].(*dns.A).A.String() != "10.96.0.12" {
+		t.Errorf("short name in the agent's namespace: %v", r)
+	}
+	if r := ask(t, server, "www.example.org."); len(r.Answer) != 1 || r.Authoritative || r.Answer[0].(*dns.A).A.String() != "192.0.2.7" {
+		t.Errorf("forwarded: %v", r)
+	}
+	// The search list is followed: the one-round-trip CNAME moves with it.
+	if r := ask(t, server, "productpage.ns1.svc.cluster.local.a.example."); len(r.Answer) != 2 || r.Answer[0].Header().Rrtype != dns.TypeCNAME {
+		t.Errorf("search expansion for a.example: %v", r)
+	}
+	writeFile(t, env.resolver.ResolvConf, "nameserver 192.0.2.53\nsearch b.example\n")
+	select {
+	case <-installs:
+	case <-time.After(10 * time.Second):
+		t.Fatal("search list change not followed within 10s")
+	}
+	if r := ask(t, server, "productpage.ns1.svc.cluster.local.b.example."); len(r.Answer) != 2 || r.Answer[0].Header().Rrtype != dns.TypeCNAME {
+		t.Errorf("search expansion for b.example: %v", r)
+	}
+	if r := ask(t, server, "productpage.ns1.svc.cluster.local.a.example."); r.Authoritative {
+		t.Errorf("the old search domain still expands: %v", r)
+	}
+
+	rep, err := status.Fetch(context.Background(), a.status.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Mode != "static" || rep.NameTable.Source != "file" || rep.NameTable.Hosts != 1 || rep.NameTable.Search[0] != "b.example" ||
+		len(rep.DNS.Listen) != 1 || rep.DNS.Listen[0] != server || rep.DNS.SocketActivated {
+		t.Errorf("report = %+v", rep)
+	}
+	_, body := get(t, statusURL+"/debug/nametable")
+	if !strings.Contains(body, `"name": "productpage.ns1.svc.cluster.local."`) {
+		t.Errorf("/debug/nametable: %s", body)
+	}
+	_, metrics := get(t, statusURL+"/metrics")
+	count := func(re string) int {
+		m := regexp.MustCompile(re + ` (\d+)`).FindStringSubmatch(metrics)
+		if m == nil {
+			t.Fatalf("no %s in the metrics:\n%s", re, metrics)
+		}
+		n, _ := strconv.Atoi(m[1])
 		return n
 	}
 	// Mesh: productpage., both expansions; upstream: www.example.org and the stale expansion.
-	if mesh, up := count("mesh"), count("upstream"); mesh < 3 || up < 2 {
-		t.Errorf("mesh %d, upstream %d answers counted:\n%s", mesh, up, b)
+	if mesh, up := count(`onramp_dns_queries_total\{source="mesh"\}`), count(`onramp_dns_queries_total\{source="upstream"\}`); mesh != 3 || up != 2 {
+		t.Errorf("mesh %d, upstream %d answers counted:\n%s", mesh, up, metrics)
+	}
+	if n := count(`onramp_nametable_installs_total`); n != 2 {
+		t.Errorf("%d installs counted, want 2 (the file, the new search list)", n)
+	}
+}
+
+// TestSocketActivation serves the sockets systemd would pass, not dns.listen,
+// and says so in the report.
+func TestSocketActivation(t *testing.T) {
+	cfg, env := testConfig(t, productpage)
+	cfg.DNS.Listen = []string{"127.0.0.1:9"} // overridden: never opened
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.activated = func() ([]net.PacketConn, []net.Listener, error) { return []net.PacketConn{pc}, nil, nil }
+	a := start(t, cfg, env)
+	rep := a.report()
+	if !rep.DNS.SocketActivated || len(rep.DNS.Listen) != 1 || rep.DNS.Listen[0] != pc.LocalAddr().String() {
+		t.Errorf("DNS report %+v, want the activated socket %s", rep.DNS, pc.LocalAddr())
+	}
+	if r := ask(t, pc.LocalAddr().String(), "productpage."); len(r.Answer) != 1 {
+		t.Errorf("activated socket: %v", r)
 	}
 }
 
 func TestBadTableFileIsAClearError(t *testing.T) {
-	dir := t.TempDir()
-	table := filepath.Join(dir, "table.json")
-	os.WriteFile(table, []byte(`{"table": {"bad.example": {"ips": ["not-an-ip"]}}}`), 0o644)
-	cfg := config.Default()
-	cfg.NameTable, cfg.StateDir = table, dir
-	cfg.DNS.Listen = []string{freePort(t)}
+	cfg, env := testConfig(t, `{"table": {"bad.example": {"ips": ["not-an-ip"]}}}`)
 	cfg.Status.Listen = "off"
-	cfg.Log.Level = "error"
-	err := Run(context.Background(), cfg, "test")
+	err := run(context.Background(), cfg, "test", env)
 	if err == nil || !strings.Contains(err.Error(), "table.json") || !strings.Contains(err.Error(), "not-an-ip") {
 		t.Fatalf("want an error naming the file and the bad IP, got %v", err)
+	}
+}
+
+// reserve binds addr's port for UDP and TCP with SO_REUSEPORT, as the proxy
+// does, so that the proxy can bind it too while the test knows the port.
+func reserve(t *testing.T) (string, func()) {
+	t.Helper()
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		c.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1) })
+		return serr
+	}}
+	pc, err := lc.ListenPacket(context.Background(), "udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := lc.Listen(context.Background(), "tcp4", pc.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pc.LocalAddr().String(), func() { pc.Close(); l.Close() }
+}
+
+func openSockets(t *testing.T) int {
+	t.Helper()
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skip("no /proc/self/fd")
+	}
+	n := 0
+	for _, fd := range fds {
+		if target, err := os.Readlink(filepath.Join("/proc/self/fd", fd.Name())); err == nil && strings.HasPrefix(target, "socket:") {
+			n++
+		}
+	}
+	return n
+}
+
+// TestStatusAddressInUse: the status port is taken, so Run fails before
+// starting anything, and closes the DNS sockets it had opened.
+func TestStatusAddressInUse(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	dnsAddr, release := reserve(t)
+	cfg, env := testConfig(t, productpage)
+	cfg.DNS.Listen = []string{dnsAddr}
+	cfg.Status.Listen = taken.Addr().String()
+
+	sockets, goroutines := openSockets(t), runtime.NumGoroutine()
+	err = run(context.Background(), cfg, "test", env)
+	if !errors.Is(err, syscall.EADDRINUSE) || !strings.Contains(err.Error(), "status.listen") {
+		t.Fatalf("want EADDRINUSE naming status.listen, got %v", err)
+	}
+	if n := openSockets(t); n != sockets {
+		t.Errorf("%d sockets open after the failed Run, %d before", n, sockets)
+	}
+	if n := runtime.NumGoroutine(); n > goroutines {
+		t.Errorf("%d goroutines after the failed Run, %d before", n, goroutines)
+	}
+	release()
+	// Bound without SO_REUSEPORT: fails if any socket still holds the port.
+	pc, err := net.ListenPacket("udp4", dnsAddr)
+	if err != nil {
+		t.Fatalf("DNS port still taken over UDP: %v", err)
+	}
+	pc.Close()
+	l, err := net.Listen("tcp4", dnsAddr)
+	if err != nil {
+		t.Fatalf("DNS port still taken over TCP: %v", err)
+	}
+	l.Close()
+}
+
+// TestComponentFailureStopsAll: a component failing once started stops the
+// others, and Run returns its error after all of them returned.
+func TestComponentFailureStopsAll(t *testing.T) {
+	cfg, env := testConfig(t, productpage)
+	a, err := assemble(cfg, "test", env, hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	statusAddr, dnsAddr := a.status.Addr(), a.dns.Addrs()[0]
+	boom := errors.New("boom")
+	err = a.serveWith(context.Background(), append(a.services(), service{"failing", func(context.Context) error { return boom }, false}))
+	if !errors.Is(err, boom) || !strings.Contains(err.Error(), "failing: boom") {
+		t.Fatalf("want the failing component's error, got %v", err)
+	}
+	if _, err := net.Dial("tcp", statusAddr); err == nil {
+		t.Errorf("status still accepts connections after Run returned")
+	}
+	if l, err := net.Listen("tcp4", dnsAddr); err != nil {
+		t.Errorf("DNS port still taken after Run returned: %v", err)
+	} else {
+		l.Close()
 	}
 }

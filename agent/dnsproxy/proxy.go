@@ -124,13 +124,14 @@ func New(cfg Config, log hclog.Logger) (*Proxy, error) {
 
 // SetTable installs the mesh name table atomically; queries keep being
 // answered during the swap. Until the first table (or after a nil one),
-// mesh names are forwarded like any other.
-func (p *Proxy) SetTable(ix *nametable.Index) {
-	if ix == nil {
-		p.mesh.SetTable(nil)
-		return
+// mesh names are forwarded like any other. t is typically the agent's
+// tablestate.Tables, installed once: it swaps indexes behind AppendResponse
+// itself, so the proxy keeps no copy of its own.
+func (p *Proxy) SetTable(t Table) {
+	if ix, ok := t.(*nametable.Index); ok && ix == nil {
+		t = nil
 	}
-	p.mesh.SetTable(ix)
+	p.mesh.SetTable(t)
 }
 
 // SetUpstreams replaces the default upstream servers at run time, e.g.

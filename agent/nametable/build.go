@@ -56,8 +56,8 @@ const (
 )
 
 // Index is an immutable lookup index built from one name table. It is safe
-// for concurrent use; replace it as a whole (see Live) when a new table
-// arrives.
+// for concurrent use; replace it as a whole when a new table arrives (the
+// agent's tablestate.Tables does).
 type Index struct {
 	names  map[string]*node   // wire name (no final zero) -> node
 	wild   map[string]*node   // wire suffix after "*." (no final zero) -> node

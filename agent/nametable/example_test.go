@@ -99,11 +99,3 @@ func ExampleStore() {
 	fmt.Println(filepath.Base(s.Path()), version, len(t.GetTable()))
 	// Output: nametable.bin v7 2
 }
-
-func ExampleLive() {
-	var live nametable.Live // the proxy answers through live
-	ix, _ := nametable.Build(exampleTable(), nametable.HostContext{}, nametable.Options{})
-	live.Store(ix) // a new table arrives: swap atomically
-	fmt.Println(live.Load().Len())
-	// Output: 4
-}

@@ -5,11 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 
-	"github.com/miekg/dns"
 	"github.com/onramp-mesh/onramp/agent/xds/ndspb"
 	"google.golang.org/protobuf/proto"
 )
@@ -139,68 +136,5 @@ func TestLoadJSON(t *testing.T) {
 	}
 	if _, err := LoadJSON(filepath.Join(dir, "missing.json")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing: %v", err)
-	}
-}
-
-// TestLiveSwap answers queries from several goroutines while the index is
-// replaced; run with -race.
-func TestLiveSwap(t *testing.T) {
-	var l Live
-	q, qend, qname := query(t, "productpage.ns1.svc.cluster.local", dns.TypeA, false)
-	if _, ok := l.AppendResponse(nil, q, qend, qname, dns.TypeA); ok {
-		t.Fatal("empty Live answered")
-	}
-	a := mustBuild(t, testTable(), testHost, Options{})
-	other := &ndspb.NameTable{Table: map[string]*ndspb.NameInfo{}}
-	k, v := k8s("productpage", "ns1", "cluster.local", "10.200.0.1")
-	other.Table[k] = v
-	b := mustBuild(t, other, testHost, Options{})
-	l.Store(a)
-
-	var stop atomic.Bool
-	var answered, failed atomic.Int64
-	var wg sync.WaitGroup
-	for g := 0; g < 4; g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			buf := make([]byte, 0, 512)
-			for !stop.Load() {
-				resp, ok := l.AppendResponse(buf[:0], q, qend, qname, dns.TypeA)
-				if !ok {
-					failed.Add(1)
-					continue
-				}
-				m := new(dns.Msg)
-				if err := m.Unpack(resp); err != nil || len(m.Answer) != 1 {
-					failed.Add(1)
-					continue
-				}
-				ip := m.Answer[0].(*dns.A).A.String()
-				if ip != "10.96.0.1" && ip != "10.200.0.1" {
-					failed.Add(1)
-				}
-				answered.Add(1)
-			}
-		}()
-	}
-	for i := 0; i < 2000; i++ {
-		if i%2 == 0 {
-			l.Store(b)
-		} else {
-			l.Store(a)
-		}
-	}
-	for answered.Load() < 1000 {
-		l.Store(b)
-		l.Store(a)
-	}
-	stop.Store(true)
-	wg.Wait()
-	if failed.Load() != 0 {
-		t.Fatalf("%d of %d queries failed during swaps", failed.Load(), answered.Load())
-	}
-	if l.Load() != a {
-		t.Fatal("Load does not return the last stored index")
 	}
 }

@@ -36,8 +36,12 @@ type Report struct {
 
 // DNS describes the proxy.
 type DNS struct {
-	Listen    []string `json:"listen"`
-	Upstreams []string `json:"upstreams,omitempty"`
+	// Listen are the sockets actually served: dns.listen, or the sockets
+	// systemd passed when the agent is socket-activated.
+	Listen []string `json:"listen"`
+	// SocketActivated is true when systemd passed the sockets.
+	SocketActivated bool     `json:"socketActivated,omitempty"`
+	Upstreams       []string `json:"upstreams,omitempty"`
 }
 
 // ControlPlane describes the ADS link.
@@ -63,10 +67,21 @@ type Identity struct {
 
 // NameTable describes the table the proxy answers from.
 type NameTable struct {
-	Names    int       `json:"names"`
-	Version  string    `json:"version,omitempty"`
-	Source   string    `json:"source,omitempty"` // "control-plane", "disk", "file"
+	Names   int    `json:"names"`
+	Hosts   int    `json:"hosts"`
+	Version string `json:"version,omitempty"`
+	Source  string `json:"source,omitempty"` // "control-plane", "disk", "file"
+	// LastPush is when the control plane pushed the table in use, also when
+	// it was read back from disk after a restart; zero for a file.
 	LastPush time.Time `json:"lastPush,omitzero"`
+	// Installed is when the index in use was built (a push, the load at
+	// start, or a rebuild for a new search list).
+	Installed time.Time `json:"installed,omitzero"`
+	// Search and Ndots are the host's resolv.conf settings the index follows.
+	Search []string `json:"search,omitempty"`
+	Ndots  int      `json:"ndots"`
+	// SaveError is why the table in use could not be kept on disk.
+	SaveError string `json:"saveError,omitempty"`
 }
 
 // Health is the readiness probe state reported to the control plane.
@@ -195,7 +210,11 @@ func (r Report) WriteText(w io.Writer) {
 	row := func(k, v string) { fmt.Fprintf(w, "%-16s %s\n", k+":", v) }
 	row("version", r.Version)
 	row("mode", r.Mode)
-	row("dns", fmt.Sprint(r.DNS.Listen))
+	dns := fmt.Sprint(r.DNS.Listen)
+	if r.DNS.SocketActivated {
+		dns += " (sockets from systemd)"
+	}
+	row("dns", dns)
 	if r.Mode == "control-plane" {
 		state := "disconnected"
 		if r.ControlPlane.Connected {
@@ -230,6 +249,9 @@ func (r Report) WriteText(w io.Writer) {
 		nt += ", last push " + r.NameTable.LastPush.Format(time.RFC3339)
 	}
 	row("name table", nt)
+	if r.NameTable.SaveError != "" {
+		row("table not saved", r.NameTable.SaveError)
+	}
 	if r.Health.Probe {
 		h := "unhealthy"
 		switch {
@@ -246,4 +268,11 @@ func (r Report) WriteText(w io.Writer) {
 	if r.WorkloadEntry != "" {
 		row("workload entry", r.WorkloadEntry)
 	}
+}
+
+// Close closes the listener of a server that may never have served.
+func (s *Server) Close() error {
+	err := s.srv.Close()
+	s.ln.Close()
+	return err
 }

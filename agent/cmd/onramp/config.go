@@ -26,8 +26,9 @@ func newConfigCheckCmd() *cobra.Command {
 		Long: `Validate a configuration file (default ` + config.DefaultPath + `) without
 starting anything: the file's syntax and values, then what it names that can
 be checked from disk: the bundle (every file of it), the name table, the
-state directory. Each finding names the file and the key. The exit status is
-1 when there is an error; warnings alone exit 0.`,
+state directory, and whether the onramp user the service runs as can read
+them (and write the state). Each finding names the file and the key. The exit
+status is 1 when there is an error; warnings alone exit 0.`,
 		Example: `  onramp config check
   onramp config check /tmp/onramp.yaml -o json`,
 		Args: rangeArgs(0, "FILE"),
