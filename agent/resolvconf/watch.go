@@ -174,24 +174,6 @@ func (w *Watcher) Run(ctx context.Context) error {
 	return watchFiles(ctx, []string{p.ResolvConf, p.ResolvedUpstream}, debounce, resync, w.check)
 }
 
-// Watch follows the resolv.conf file at path and calls onChange with its
-// content once, then after each change; while the file is missing or
-// unreadable onChange is not called.
-//
-// Deprecated: use a Watcher, which follows the search list and the
-// upstreams for every part of the agent from one watch.
-func Watch(ctx context.Context, path string, onChange func(*Config)) error {
-	var last *Config
-	return watchFiles(ctx, []string{path}, DefaultDebounce, DefaultResync, func() {
-		c, err := ParseFile(path)
-		if err != nil || c.Equal(last) {
-			return
-		}
-		last = c
-		onChange(c)
-	})
-}
-
 // watchFiles calls check at start, after each debounced burst of events on
 // any of files, and every resync.
 func watchFiles(ctx context.Context, files []string, debounce, resync time.Duration, check func()) error {
