@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 GO ?= go
 BIN := bin
-APT_PACKAGES := protobuf-compiler bind9-dnsutils dnsperf iproute2 nftables libc-bin
+APT_PACKAGES := protobuf-compiler bind9-dnsutils dnsperf iproute2 nftables libc-bin debootstrap systemd-container zstd
 VERSION ?= 0.1.0
 COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null)
 ARCH ?= $(shell $(GO) env GOARCH)
@@ -13,11 +13,19 @@ export GOFLAGS := -buildvcs=false
 all: build
 
 # deps installs what the targets need from Debian's packages (apt mirror as configured on this machine).
+# systemd-container (for testbed/nspawn) brings libnss-mymachines, which adds itself to the hosts: line of
+# /etc/nsswitch.conf; the test machines are not registered, so deps removes it and keeps that line as it was.
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=600 $$missing >/dev/null; \
+	fi
+	@if dpkg -s libnss-mymachines >/dev/null 2>&1; then \
+		DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq -o DPkg::Lock::Timeout=600 libnss-mymachines >/dev/null; \
+	fi; \
+	if grep -qE '^hosts:.*mymachines' /etc/nsswitch.conf; then \
+		sed -i -E '/^hosts:/s/[[:space:]]+mymachines([[:space:]]+\[[^]]*\])?//' /etc/nsswitch.conf; \
 	fi
 
 build:

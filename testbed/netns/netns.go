@@ -72,11 +72,16 @@ func (ns *NS) Close() error {
 	return run("ip", "netns", "del", ns.Name)
 }
 
-// Connect joins two namespaces with a veth pair, gives each end its address,
-// and makes each side's peer its default route, so each can reach the other's
-// address and nothing else.
+// Connect joins two namespaces with a veth pair and gives each end its
+// address, so each can reach the other's address (on the prefix's subnet) and
+// nothing else.
 func Connect(a *NS, aAddr netip.Prefix, b *NS, bAddr netip.Prefix) error {
-	ifa, ifb := UniqueName("va"), UniqueName("vb")
+	return ConnectNamed(a, UniqueName("va"), aAddr, b, UniqueName("vb"), bAddr)
+}
+
+// ConnectNamed is Connect with the interface names chosen by the caller: ifa
+// in a, ifb in b. A name need only be unique inside its own namespace.
+func ConnectNamed(a *NS, ifa string, aAddr netip.Prefix, b *NS, ifb string, bAddr netip.Prefix) error {
 	steps := [][]string{
 		{"ip", "link", "add", ifa, "netns", a.Name, "type", "veth", "peer", "name", ifb, "netns", b.Name},
 		{"ip", "-n", a.Name, "addr", "add", aAddr.String(), "dev", ifa},

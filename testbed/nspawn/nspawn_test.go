@@ -1,0 +1,211 @@
+package nspawn
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestMirrorFromSources(t *testing.T) {
+	deb822 := `Types: deb
+# a comment
+URIs: http://mirror.example/debian
+Suites: bookworm bookworm-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb
+URIs: http://mirror.example/debian-security
+Suites: bookworm-security
+Components: main
+`
+	if got := mirrorFromDeb822(deb822); got != "http://mirror.example/debian" {
+		t.Errorf("deb822: got %q", got)
+	}
+	security := "Types: deb\nURIs: http://mirror.example/debian-security\nSuites: bookworm-security\n"
+	if got := mirrorFromDeb822(security); got != "" {
+		t.Errorf("security only: got %q", got)
+	}
+	disabled := "Enabled: no\nTypes: deb\nURIs: http://mirror.example/debian\nSuites: bookworm\n"
+	if got := mirrorFromDeb822(disabled); got != "" {
+		t.Errorf("disabled: got %q", got)
+	}
+	list := "# deb http://old.example/debian bookworm main\ndeb-src http://src.example/debian bookworm main\n" +
+		"deb [signed-by=/k.gpg arch=amd64] http://mirror.example/debian-security bookworm-security main\n" +
+		"deb [arch=amd64] http://mirror.example/debian bookworm main\n"
+	if got := mirrorFromList(list); got != "http://mirror.example/debian" {
+		t.Errorf("sources.list: got %q", got)
+	}
+}
+
+// boot boots a machine of suite for t and stops it when t ends.
+func boot(t *testing.T, suite string, o Opts) *Machine {
+	t.Helper()
+	if err := Available(); err != nil {
+		t.Skip(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	start := time.Now()
+	root, err := Rootfs(ctx, suite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s rootfs ready in %v", suite, time.Since(start).Round(time.Millisecond))
+	o.Root = root
+	start = time.Now()
+	m, err := Boot(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s booted to %s in %v", suite, m.State, time.Since(start).Round(time.Millisecond))
+	t.Cleanup(func() {
+		if err := m.Stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	return m
+}
+
+func run(t *testing.T, m *Machine, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := m.Run(ctx, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestBootBothSuites(t *testing.T) {
+	for _, suite := range []string{"bookworm", "trixie"} {
+		t.Run(suite, func(t *testing.T) {
+			t.Parallel()
+			m := boot(t, suite, Opts{})
+			if m.State != "running" {
+				out, _, _ := m.Exec(context.Background(), "systemctl", "--failed", "--no-legend")
+				t.Errorf("system state %s, failed units:\n%s", m.State, out)
+			}
+			if got := run(t, m, "readlink", "/etc/resolv.conf"); strings.TrimSpace(got) != "../run/systemd/resolve/stub-resolv.conf" {
+				t.Errorf("/etc/resolv.conf -> %q, want resolved's stub", got)
+			}
+			if st := run(t, m, "resolvectl", "status"); !strings.Contains(st, "host0") {
+				t.Errorf("resolvectl status does not show host0:\n%s", st)
+			}
+			run(t, m, "nft", "add", "table", "inet", "probe")
+			if rs := run(t, m, "nft", "list", "ruleset"); !strings.Contains(rs, "table inet probe") {
+				t.Errorf("nft list ruleset:\n%s", rs)
+			}
+			if h := strings.TrimSpace(run(t, m, "hostname")); h != m.Name {
+				t.Errorf("hostname %q, want %q", h, m.Name)
+			}
+
+			// A listener in the peer namespace is reachable across the veth.
+			ln, err := m.Peer.Listen("tcp", m.PeerAddr.String()+":0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			go func() {
+				if c, err := ln.Accept(); err == nil {
+					fmt.Fprintln(c, "hello from the peer")
+					c.Close()
+				}
+			}()
+			port := ln.Addr().(*net.TCPAddr).Port
+			got := run(t, m, "bash", "-c", fmt.Sprintf("exec 3<>/dev/tcp/%s/%d; cat <&3", m.PeerAddr, port))
+			if strings.TrimSpace(got) != "hello from the peer" {
+				t.Errorf("read %q from the peer", got)
+			}
+			run(t, m, "ping", "-c1", "-W2", m.PeerAddr.String())
+		})
+	}
+}
+
+func TestExitCodeAndWriteFile(t *testing.T) {
+	m := boot(t, "bookworm", Opts{})
+	ctx := context.Background()
+	_, stderr, err := m.Exec(ctx, "sh", "-c", "echo oops >&2; exit 3")
+	if ExitCode(err) != 3 || strings.TrimSpace(stderr) != "oops" {
+		t.Errorf("exit %d (%v), stderr %q", ExitCode(err), err, stderr)
+	}
+	if err := m.WriteFile(ctx, "/etc/onramp/probe.yaml", []byte("a: 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := run(t, m, "stat", "-c", "%a %s", "/etc/onramp/probe.yaml"); strings.TrimSpace(got) != "600 5" {
+		t.Errorf("stat: %q", got)
+	}
+}
+
+func TestBindsAndArgs(t *testing.T) {
+	dir := t.TempDir()
+	unit := "[Unit]\nDescription=probe\n[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/sh -c 'cat /srv/in/msg > /srv/out/copy'\n"
+	os.MkdirAll(filepath.Join(dir, "in"), 0o755)
+	os.MkdirAll(filepath.Join(dir, "out"), 0o755)
+	os.WriteFile(filepath.Join(dir, "probe.service"), []byte(unit), 0o644)
+	os.WriteFile(filepath.Join(dir, "in", "msg"), []byte("bound\n"), 0o644)
+	m := boot(t, "bookworm", Opts{
+		Binds: []Bind{
+			{Src: filepath.Join(dir, "probe.service"), Dst: "/etc/systemd/system/probe.service"},
+			{Src: filepath.Join(dir, "in"), Dst: "/srv/in"},
+			{Src: filepath.Join(dir, "out"), Dst: "/srv/out", RW: true},
+		},
+		Args: []string{"systemd.wants=probe.service"},
+	})
+	if got, err := os.ReadFile(filepath.Join(dir, "out", "copy")); err != nil || string(got) != "bound\n" {
+		t.Errorf("the unit wanted on the command line did not run: %q %v\n%s", got, err, run(t, m, "systemctl", "status", "probe"))
+	}
+	if _, _, err := m.Exec(context.Background(), "touch", "/srv/in/x"); err == nil {
+		t.Error("a read-only bind is writable")
+	}
+}
+
+func TestNoResolved(t *testing.T) {
+	m := boot(t, "bookworm", Opts{NoResolved: true})
+	if got := run(t, m, "cat", "/etc/resolv.conf"); got != "nameserver "+m.PeerAddr.String()+"\n" {
+		t.Errorf("resolv.conf: %q", got)
+	}
+	out, _, _ := m.Exec(context.Background(), "systemctl", "is-active", "systemd-resolved")
+	if strings.TrimSpace(out) == "active" {
+		t.Error("systemd-resolved is active")
+	}
+}
+
+func TestRebootKeepsState(t *testing.T) {
+	state := t.TempDir()
+	m := boot(t, "bookworm", Opts{StateDir: state})
+	ctx := context.Background()
+	if err := m.WriteFile(ctx, "/var/lib/probe/kept", []byte("kept\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	id := run(t, m, "cat", "/etc/machine-id")
+	start := time.Now()
+	if err := m.Reboot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("rebooted in %v", time.Since(start).Round(time.Millisecond))
+	if got := run(t, m, "cat", "/var/lib/probe/kept"); got != "kept\n" {
+		t.Errorf("after reboot: %q", got)
+	}
+	if got := run(t, m, "cat", "/etc/machine-id"); got != id {
+		t.Errorf("machine id changed across reboot: %q -> %q", id, got)
+	}
+	run(t, m, "ping", "-c1", "-W2", m.PeerAddr.String())
+	if _, err := os.Stat(filepath.Join(m.opts.Root, "var/lib/probe")); err == nil {
+		t.Error("the shared rootfs was written to")
+	}
+	// A new Boot on the same state directory continues from it too.
+	if err := m.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	m2 := boot(t, "bookworm", Opts{StateDir: state})
+	if got := run(t, m2, "cat", "/var/lib/probe/kept"); got != "kept\n" {
+		t.Errorf("after a new boot: %q", got)
+	}
+}
