@@ -1,12 +1,16 @@
 package nspawn
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -43,32 +47,11 @@ Components: main
 	}
 }
 
-// boot boots a machine of suite for t and stops it when t ends.
 func boot(t *testing.T, suite string, o Opts) *Machine {
 	t.Helper()
-	if err := Available(); err != nil {
-		t.Skip(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
 	start := time.Now()
-	root, err := Rootfs(ctx, suite)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("%s rootfs ready in %v", suite, time.Since(start).Round(time.Millisecond))
-	o.Root = root
-	start = time.Now()
-	m, err := Boot(ctx, o)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := ForTest(t, suite, o)
 	t.Logf("%s booted to %s in %v", suite, m.State, time.Since(start).Round(time.Millisecond))
-	t.Cleanup(func() {
-		if err := m.Stop(); err != nil {
-			t.Error(err)
-		}
-	})
 	return m
 }
 
@@ -87,7 +70,10 @@ func TestBootBothSuites(t *testing.T) {
 	for _, suite := range []string{"bookworm", "trixie"} {
 		t.Run(suite, func(t *testing.T) {
 			t.Parallel()
-			m := boot(t, suite, Opts{})
+			m := boot(t, suite, Opts{
+				Addr6:     netip.MustParsePrefix("fd00:213::2/64"),
+				PeerAddr6: netip.MustParsePrefix("fd00:213::1/64"),
+			})
 			if m.State != "running" {
 				out, _, _ := m.Exec(context.Background(), "systemctl", "--failed", "--no-legend")
 				t.Errorf("system state %s, failed units:\n%s", m.State, out)
@@ -124,6 +110,7 @@ func TestBootBothSuites(t *testing.T) {
 				t.Errorf("read %q from the peer", got)
 			}
 			run(t, m, "ping", "-c1", "-W2", m.PeerAddr.String())
+			run(t, m, "ping", "-6", "-c1", "-W2", "fd00:213::1")
 		})
 	}
 }
@@ -207,5 +194,58 @@ func TestRebootKeepsState(t *testing.T) {
 	m2 := boot(t, "bookworm", Opts{StateDir: state})
 	if got := run(t, m2, "cat", "/var/lib/probe/kept"); got != "kept\n" {
 		t.Errorf("after a new boot: %q", got)
+	}
+}
+
+// TestNothingOutlivesAKilledTest kills a test process that has a machine
+// running, as a test timeout or ^C would, and checks that the machine dies
+// with it.
+func TestNothingOutlivesAKilledTest(t *testing.T) {
+	if os.Getenv("NSPAWN_TEST_CHILD") == "1" {
+		m := boot(t, "bookworm", Opts{})
+		fmt.Printf("init %d netns %s %s\n", m.PID(), m.NS.Name, m.Peer.Name)
+		time.Sleep(time.Minute)
+		return
+	}
+	if err := Available(); err != nil {
+		t.Skip(err)
+	}
+	if _, err := Rootfs(context.Background(), "bookworm"); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestNothingOutlivesAKilledTest$", "-test.v")
+	cmd.Env = append(os.Environ(), "NSPAWN_TEST_CHILD=1")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	var ns, peer string
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		if n, _ := fmt.Sscanf(sc.Text(), "init %d netns %s %s", &pid, &ns, &peer); n == 3 {
+			break
+		}
+	}
+	if pid == 0 {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatal("the child test did not boot a machine")
+	}
+	// A killed test runs no cleanup: its namespaces are left for this one to remove.
+	defer exec.Command("ip", "netns", "del", ns).Run()
+	defer exec.Command("ip", "netns", "del", peer).Run()
+	cmd.Process.Kill()
+	cmd.Wait()
+	deadline := time.Now().Add(5 * time.Second)
+	for syscall.Kill(pid, 0) == nil {
+		if time.Now().After(deadline) {
+			syscall.Kill(pid, syscall.SIGKILL)
+			t.Fatalf("the machine's init (pid %d) outlived its killed test", pid)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
