@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -54,10 +55,16 @@ type Opts struct {
 	// same StateDir, and Reboot keeps them. When empty the machine boots with
 	// --volatile=overlay and every change is lost at Stop.
 	StateDir string
+	// DNS are the name servers the machine's network gives it, as DHCP
+	// would: with resolved, host0's per-link servers (set again whenever
+	// resolved restarts, as networkd would); with NoResolved, the nameserver
+	// lines of /etc/resolv.conf. None by default.
+	DNS []netip.Addr
 	// NoResolved boots the machine as a host without systemd-resolved: the
 	// service is masked and /etc/resolv.conf is a plain file with ResolvConf.
 	NoResolved bool
-	// ResolvConf is that file's content (default: "nameserver PEER").
+	// ResolvConf is that file's content (default: a nameserver line for each
+	// of DNS, or for PeerAddr when DNS is empty).
 	ResolvConf string
 	// Timeout bounds the boot (default 60s).
 	Timeout time.Duration
@@ -79,6 +86,7 @@ type Machine struct {
 	opts    Opts
 	ownPeer bool
 	merged  string // the overlay mount for StateDir
+	tmp     string // host files bound into the machine
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd // unshare, which runs nspawn
@@ -129,7 +137,13 @@ func Boot(ctx context.Context, o Opts) (*Machine, error) {
 		o.PeerAddr = netip.MustParsePrefix("10.213.0.1/24")
 	}
 	if o.ResolvConf == "" {
-		o.ResolvConf = "nameserver " + o.PeerAddr.Addr().String() + "\n"
+		servers := o.DNS
+		if len(servers) == 0 {
+			servers = []netip.Addr{o.PeerAddr.Addr()}
+		}
+		for _, a := range servers {
+			o.ResolvConf += "nameserver " + a.String() + "\n"
+		}
 	}
 	if o.Timeout == 0 {
 		o.Timeout = 60 * time.Second
@@ -138,6 +152,12 @@ func Boot(ctx context.Context, o Opts) (*Machine, error) {
 	if err := m.network(); err != nil {
 		m.Stop()
 		return nil, err
+	}
+	if len(o.DNS) > 0 && !o.NoResolved {
+		if err := m.linkDNSUnit(); err != nil {
+			m.Stop()
+			return nil, err
+		}
 	}
 	if o.StateDir != "" {
 		if err := m.mountState(); err != nil {
@@ -183,6 +203,41 @@ func (m *Machine) network() error {
 	}
 	return nil
 }
+
+// linkDNSUnit makes a unit that gives host0 its DNS servers in resolved,
+// started at boot and again whenever resolved restarts (PartOf), and binds it
+// into the machine.
+func (m *Machine) linkDNSUnit() error {
+	dir, err := os.MkdirTemp("", "onramp-nspawn-")
+	if err != nil {
+		return err
+	}
+	m.tmp = dir
+	servers := make([]string, len(m.opts.DNS))
+	for i, a := range m.opts.DNS {
+		servers[i] = a.String()
+	}
+	unit := fmt.Sprintf(`[Unit]
+Description=DNS servers of host0, as the network gave them
+After=systemd-resolved.service
+PartOf=systemd-resolved.service
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/bin/resolvectl dns host0 %s
+`, strings.Join(servers, " "))
+	name := linkDNSUnit
+	if err := os.WriteFile(filepath.Join(dir, name), []byte(unit), 0o644); err != nil {
+		return err
+	}
+	m.opts.Binds = append(slices.Clip(m.opts.Binds), Bind{Src: filepath.Join(dir, name), Dst: "/etc/systemd/system/" + name})
+	m.opts.Args = append(slices.Clip(m.opts.Args), "systemd.wants="+name)
+	return nil
+}
+
+// linkDNSUnit is the unit that sets Opts.DNS on host0.
+const linkDNSUnit = "onramp-testbed-link-dns.service"
 
 // mountState mounts StateDir's writable layer over Root at StateDir/root.
 func (m *Machine) mountState() error {
@@ -497,6 +552,10 @@ func (m *Machine) Stop() error {
 			unix.Unmount(m.merged, unix.MNT_DETACH)
 		}
 		m.merged = ""
+	}
+	if m.tmp != "" {
+		os.RemoveAll(m.tmp)
+		m.tmp = ""
 	}
 	if m.NS != nil {
 		m.NS.Close()

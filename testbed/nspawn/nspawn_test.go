@@ -249,3 +249,96 @@ func TestNothingOutlivesAKilledTest(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestSandboxedServiceRuns checks that systemd's sandboxing options (those a
+// hardened unit uses) work inside the machines of both suites.
+func TestSandboxedServiceRuns(t *testing.T) {
+	unit := `[Service]
+Type=notify
+NotifyAccess=all
+ExecStart=/bin/sh -c 'systemd-notify --ready; exec sleep infinity'
+WatchdogSec=30s
+User=nobody
+StateDirectory=probe
+AmbientCapabilities=CAP_NET_ADMIN
+CapabilityBoundingSet=CAP_NET_ADMIN
+NoNewPrivileges=yes
+ProtectSystem=strict
+ProtectHome=yes
+PrivateTmp=yes
+PrivateDevices=yes
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+ProtectClock=yes
+ProtectHostname=yes
+RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX AF_NETLINK
+RestrictNamespaces=yes
+RestrictRealtime=yes
+RestrictSUIDSGID=yes
+LockPersonality=yes
+MemoryDenyWriteExecute=yes
+SystemCallArchitectures=native
+SystemCallFilter=@system-service
+UMask=0077
+`
+	for _, suite := range []string{"bookworm", "trixie"} {
+		t.Run(suite, func(t *testing.T) {
+			m := boot(t, suite, Opts{})
+			ctx := context.Background()
+			if err := m.WriteFile(ctx, "/etc/systemd/system/probe.service", []byte(unit), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			run(t, m, "systemctl", "daemon-reload")
+			if _, _, err := m.Exec(ctx, "systemctl", "start", "probe"); err != nil {
+				st, _, _ := m.Exec(ctx, "systemctl", "status", "probe")
+				j, _, _ := m.Exec(ctx, "journalctl", "-u", "probe", "--no-pager")
+				t.Fatalf("%v\n%s\n%s", err, st, j)
+			}
+		})
+	}
+}
+
+// TestLinkDNS gives the machine an upstream in its peer, as DHCP would, and
+// resolves a name through resolved, also after resolved restarts.
+func TestLinkDNS(t *testing.T) {
+	if _, err := exec.LookPath("dnsmasq"); err != nil {
+		t.Skip("dnsmasq is not installed: apt-get install dnsmasq-base")
+	}
+	for _, suite := range []string{"bookworm", "trixie"} {
+		t.Run(suite, func(t *testing.T) {
+			m := boot(t, suite, Opts{DNS: []netip.Addr{netip.MustParseAddr("10.213.0.1")}})
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			dnsmasq := m.Peer.Command(ctx, "dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts",
+				"--bind-interfaces", "--listen-address="+m.PeerAddr.String(), "--address=/probe.test/10.9.9.9", "--pid-file=")
+			if err := dnsmasq.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer func() { dnsmasq.Process.Kill(); dnsmasq.Wait() }()
+			lookup := func() {
+				t.Helper()
+				var out string
+				var err error
+				for range 50 { // until dnsmasq listens
+					if out, err = m.Run(ctx, "getent", "hosts", "up.probe.test"); err == nil {
+						break
+					}
+					time.Sleep(100 * time.Millisecond)
+				}
+				if !strings.HasPrefix(out, "10.9.9.9 ") {
+					st, _, _ := m.Exec(ctx, "resolvectl", "status", "host0")
+					t.Fatalf("getent hosts up.probe.test: %q %v\n%s", out, err, st)
+				}
+			}
+			lookup()
+			run(t, m, "systemctl", "restart", "systemd-resolved")
+			run(t, m, "resolvectl", "flush-caches")
+			if dns := run(t, m, "resolvectl", "dns", "host0"); !strings.Contains(dns, "10.213.0.1") {
+				t.Errorf("after resolved restarted, host0's servers: %q", dns)
+			}
+			lookup()
+		})
+	}
+}
