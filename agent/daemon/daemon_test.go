@@ -128,7 +128,8 @@ func get(t *testing.T, url string) (int, string) {
 // followed, and the status endpoints.
 func TestStaticTable(t *testing.T) {
 	cfg, env := testConfig(t, productpage)
-	cfg.DNS.Upstreams = []string{upstream(t)}
+	up := upstream(t)
+	cfg.DNS.Upstreams = []string{up}
 	a := start(t, cfg, env)
 	installs := make(chan *nametable.Index, 10)
 	t.Cleanup(a.tables.OnInstall(func(ix *nametable.Index) { installs <- ix }))
@@ -167,7 +168,7 @@ func TestStaticTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	if rep.Mode != "static" || rep.NameTable.Source != "file" || rep.NameTable.Hosts != 1 || rep.NameTable.Search[0] != "b.example" ||
-		len(rep.DNS.Listen) != 1 || rep.DNS.Listen[0] != server || rep.DNS.SocketActivated {
+		len(rep.DNS.Listen) != 1 || rep.DNS.Listen[0] != server || rep.DNS.SocketActivated || len(rep.DNS.Upstreams) != 1 || rep.DNS.Upstreams[0] != up {
 		t.Errorf("report = %+v", rep)
 	}
 	_, body := get(t, statusURL+"/debug/nametable")
@@ -381,8 +382,8 @@ func TestComponentFailureStopsAll(t *testing.T) {
 	if g := componentGoroutines(); g != "" {
 		t.Errorf("goroutines of the agent's components left after Run returned:\n%s", g)
 	}
-	if _, err := net.Dial("tcp", statusAddr); err == nil {
-		t.Errorf("status still accepts connections after Run returned")
+	if _, err := net.Dial("tcp", statusAddr); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("status after Run returned: %v, want the connection refused", err)
 	}
 	if held := listening(t, dnsAddr); len(held) > 0 {
 		t.Errorf("DNS port still held after Run returned: %v", held)
