@@ -125,15 +125,23 @@ func Listen(addr string, src Sources, log hclog.Logger) (*Server, error) {
 // Addr is the address the server listens on.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
-// Serve serves until ctx ends.
+// Serve serves until ctx ends, and returns once the server has shut down.
 func (s *Server) Serve(ctx context.Context) error {
+	served, shutDown := make(chan struct{}), make(chan struct{})
 	go func() {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_ = s.srv.Shutdown(sctx)
+		defer close(shutDown)
+		select {
+		case <-ctx.Done():
+			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			_ = s.srv.Shutdown(sctx)
+		case <-served:
+		}
 	}()
-	if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	err := s.srv.Serve(s.ln)
+	close(served)
+	<-shutDown
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil
