@@ -342,3 +342,33 @@ func TestLinkDNS(t *testing.T) {
 		})
 	}
 }
+
+// TestLocalPackageInstalls installs a local .deb whose maintainer script
+// creates a system user, as a real package's does, with apt from a file.
+func TestLocalPackageInstalls(t *testing.T) {
+	if _, err := exec.LookPath("dpkg-deb"); err != nil {
+		t.Skip("dpkg-deb is not installed")
+	}
+	dir := t.TempDir()
+	pkg := filepath.Join(dir, "pkg")
+	os.MkdirAll(filepath.Join(pkg, "DEBIAN"), 0o755)
+	os.MkdirAll(filepath.Join(pkg, "usr/share/probe"), 0o755)
+	os.WriteFile(filepath.Join(pkg, "usr/share/probe/data"), []byte("x\n"), 0o644)
+	control := "Package: probe\nVersion: 1.0\nArchitecture: all\nMaintainer: onramp <onramp@example.invalid>\n" +
+		"Depends: adduser, systemd\nDescription: probe\n a probe package\n"
+	os.WriteFile(filepath.Join(pkg, "DEBIAN/control"), []byte(control), 0o644)
+	postinst := "#!/bin/sh\nset -e\nif [ \"$1\" = configure ]; then adduser --system --group --no-create-home --home /nonexistent probe; useradd --system --no-create-home probe2; fi\n"
+	os.WriteFile(filepath.Join(pkg, "DEBIAN/postinst"), []byte(postinst), 0o755)
+	if out, err := exec.Command("dpkg-deb", "--root-owner-group", "--build", pkg, filepath.Join(dir, "probe.deb")).CombinedOutput(); err != nil {
+		t.Fatalf("dpkg-deb: %v: %s", err, out)
+	}
+	for _, suite := range []string{"bookworm", "trixie"} {
+		t.Run(suite, func(t *testing.T) {
+			m := boot(t, suite, Opts{Binds: []Bind{{Src: filepath.Join(dir, "probe.deb"), Dst: "/tmp/probe.deb"}}})
+			run(t, m, "apt-get", "install", "-y", "-q", "/tmp/probe.deb")
+			run(t, m, "id", "probe")
+			run(t, m, "id", "probe2")
+			run(t, m, "apt-get", "purge", "-y", "-q", "probe")
+		})
+	}
+}
