@@ -80,3 +80,14 @@ func BenchmarkCacheHit(b *testing.B) {
 	}
 	benchServe(b, p, msg)
 }
+
+// BenchmarkRejectedMiss is a miss while MaxInFlight queries are in
+// flight: what a flood of new names costs the read loop per query.
+func BenchmarkRejectedMiss(b *testing.B) {
+	p := newProxy(b, Config{Upstreams: []string{"192.0.2.1"}})
+	p.fwd.inFlight.Store(int64(p.cfg.MaxInFlight))
+	benchServe(b, p, packQuery(b, "new.example.org.", dns.TypeA, true))
+	if p.fwd.rejected.load() == 0 {
+		b.Fatal("nothing rejected")
+	}
+}

@@ -36,20 +36,30 @@ func TestFloodAtDeadUpstream(t *testing.T) {
 	p, addr := startProxy(t, Config{Upstreams: []string{dead}, Timeout: timeout, MaxInFlight: maxInFlight})
 	p.mesh.SetTable(newTestTable(meshNames))
 
+	// The local client asks a mesh name and a name in the cache, in turn.
 	meshQuery := packQuery(t, "productpage.ns1.svc.cluster.local.", dns.TypeA, false)
+	cachedQuery := packQuery(t, "cached.example.org.", dns.TypeA, false)
+	var cr Request
+	parseQuery(cachedQuery, &cr)
+	cm := new(dns.Msg)
+	cm.Unpack(cachedQuery)
+	cresp, _ := answerA("192.0.2.7", 3600)(nil, cm).Pack()
+	if p.cache.store(&cr, cresp, time.Now()) == nil {
+		t.Fatal("answer not cached")
+	}
 	mc, err := net.Dial("udp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer mc.Close()
 	var lost atomic.Int64
-	askMesh := func() time.Duration {
+	ask := func(q []byte) time.Duration {
 		buf := make([]byte, 512)
 		t0 := time.Now()
-		mc.Write(meshQuery)
+		mc.Write(q)
 		mc.SetReadDeadline(time.Now().Add(2 * time.Second))
 		n, err := mc.Read(buf)
-		if err != nil || n < headerLen || buf[3]&0xF != rcodeSuccess {
+		if err != nil || n < headerLen || buf[3]&0xF != rcodeSuccess || binary.BigEndian.Uint16(buf[6:]) != 1 {
 			// Lost (a full socket buffer on a busy machine): counted at
 			// the timeout, so that p99 shows it.
 			lost.Add(1)
@@ -57,9 +67,10 @@ func TestFloodAtDeadUpstream(t *testing.T) {
 		}
 		return time.Since(t0)
 	}
-	var before []time.Duration
+	var before, cacheBefore []time.Duration
 	for range 500 {
-		before = append(before, askMesh())
+		before = append(before, ask(meshQuery))
+		cacheBefore = append(cacheBefore, ask(cachedQuery))
 	}
 
 	runtime.GC()
@@ -109,7 +120,7 @@ func TestFloodAtDeadUpstream(t *testing.T) {
 
 	// During the flood: mesh queries one after another, and the peaks of
 	// goroutines, heap and RSS sampled between them.
-	var during []time.Duration
+	var during, cacheDuring []time.Duration
 	maxG, maxHeap, maxRSS := 0, uint64(0), 0
 	sample := func() {
 		maxG = max(maxG, runtime.NumGoroutine())
@@ -138,7 +149,8 @@ func TestFloodAtDeadUpstream(t *testing.T) {
 		select {
 		case <-floodDone:
 		default:
-			during = append(during, askMesh())
+			during = append(during, ask(meshQuery))
+			cacheDuring = append(cacheDuring, ask(cachedQuery))
 			time.Sleep(500 * time.Microsecond) // a client's pace, not a spin
 			continue
 		}
@@ -162,8 +174,10 @@ func TestFloodAtDeadUpstream(t *testing.T) {
 	p99b, p99d := p99(before), p99(during)
 	t.Logf("flood of %d names in %s at a dead upstream (MaxInFlight %d): goroutines %d -> peak %d; heap in use %.1f -> peak %.1f MiB; RSS %.1f -> peak %.1f MiB",
 		names, floodTime.Round(time.Millisecond), maxInFlight, baseGoroutines, maxG, mib(baseHeap), mib(maxHeap), mib(uint64(baseRSS)), mib(uint64(maxRSS)))
-	t.Logf("mesh answers: p99 %s before (%d queries), %s during (%d queries, %d lost); flood answers: %d SERVFAIL, %d other; rejected %d; upstream saw %d queries",
-		p99b, len(before), p99d, len(during), lost.Load(), servfail.Load(), other.Load(), rejected, upstreamSaw())
+	cp99b, cp99d := p99(cacheBefore), p99(cacheDuring)
+	t.Logf("mesh answers: p99 %s before (%d queries), %s during (%d queries); cache hits: p99 %s before, %s during; %d lost",
+		p99b, len(before), p99d, len(during), cp99b, cp99d, lost.Load())
+	t.Logf("flood answers: %d SERVFAIL, %d other; rejected %d; upstream saw %d queries", servfail.Load(), other.Load(), rejected, upstreamSaw())
 
 	if limit := baseGoroutines + maxInFlight + 64; maxG > limit {
 		t.Errorf("peak of %d goroutines, want at most %d (base + MaxInFlight + 64)", maxG, limit)
@@ -176,6 +190,9 @@ func TestFloodAtDeadUpstream(t *testing.T) {
 	}
 	if limit := max(20*p99b, 50*time.Millisecond); p99d > limit {
 		t.Errorf("mesh p99 during the flood %s, want at most %s", p99d, limit)
+	}
+	if limit := max(20*cp99b, 50*time.Millisecond); cp99d > limit {
+		t.Errorf("cache-hit p99 during the flood %s, want at most %s", cp99d, limit)
 	}
 	if len(during) < 50 {
 		t.Errorf("only %d mesh queries answered during the flood", len(during))

@@ -189,7 +189,7 @@ func (p *Proxy) hostChanged(h resolvconf.Host) {
 	p.applyUpstreamsLocked()
 	overridden := len(p.override) > 0
 	p.upMu.Unlock()
-	p.log.Info("host's upstream servers", "file", h.UpstreamsFrom, "servers", fmt.Sprint(h.Upstreams), "in use", !overridden)
+	p.log.Info("host's upstream servers", "file", h.UpstreamsFrom, "servers", fmt.Sprint(h.Upstreams), "in_use", !overridden)
 }
 
 // Requests returns how many queries the proxy has received.

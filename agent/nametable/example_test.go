@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/miekg/dns"
 	"github.com/onramp-mesh/onramp/agent/nametable"
@@ -89,13 +90,13 @@ func ExampleStore() {
 	dir, _ := os.MkdirTemp("", "onramp-example")
 	defer os.RemoveAll(dir)
 	s := &nametable.Store{Dir: dir}
-	if err := s.Save(exampleTable(), "v7"); err != nil {
+	if err := s.Save(nametable.Stored{Table: exampleTable(), Version: "v7", Pushed: time.Now()}); err != nil {
 		panic(err)
 	}
-	t, version, err := s.Load()
+	st, err := s.Load()
 	if err != nil {
 		panic(err)
 	}
-	fmt.Println(filepath.Base(s.Path()), version, len(t.GetTable()))
+	fmt.Println(filepath.Base(s.Path()), st.Version, len(st.Table.GetTable()))
 	// Output: nametable.bin v7 2
 }

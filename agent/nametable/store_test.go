@@ -1,11 +1,14 @@
 package nametable
 
 import (
+	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/onramp-mesh/onramp/agent/xds/ndspb"
 	"google.golang.org/protobuf/proto"
@@ -13,19 +16,20 @@ import (
 
 func TestStoreRoundTrip(t *testing.T) {
 	s := &Store{Dir: filepath.Join(t.TempDir(), "state")}
-	if _, _, err := s.Load(); !errors.Is(err, os.ErrNotExist) {
+	if _, err := s.Load(); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("empty store: err = %v, want ErrNotExist", err)
 	}
 	tab := Synthetic(500)
-	if err := s.Save(tab, "2026-11-21T07:00:00Z/42"); err != nil {
+	pushed := time.Date(2026, 11, 21, 7, 0, 0, 123, time.UTC)
+	if err := s.Save(Stored{Table: tab, Version: "2026-11-21T07:00:00Z/42", Pushed: pushed}); err != nil {
 		t.Fatal(err)
 	}
-	got, ver, err := s.Load()
+	got, err := s.Load()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ver != "2026-11-21T07:00:00Z/42" || !proto.Equal(got, tab) {
-		t.Fatalf("round trip changed the table or version (%q)", ver)
+	if got.Version != "2026-11-21T07:00:00Z/42" || !proto.Equal(got.Table, tab) || !got.Pushed.Equal(pushed) {
+		t.Fatalf("round trip changed the table, version (%q) or push time (%v)", got.Version, got.Pushed)
 	}
 	st, err := os.Stat(s.Path())
 	if err != nil || st.Mode().Perm() != 0o644 {
@@ -33,12 +37,12 @@ func TestStoreRoundTrip(t *testing.T) {
 	}
 	// Overwrite; no temporary files remain.
 	small := &ndspb.NameTable{Table: map[string]*ndspb.NameInfo{"a.example": {Ips: []string{"1.2.3.4"}}}}
-	if err := s.Save(small, "v2"); err != nil {
+	if err := s.Save(Stored{Table: small, Version: "v2"}); err != nil {
 		t.Fatal(err)
 	}
-	got, ver, err = s.Load()
-	if err != nil || ver != "v2" || !proto.Equal(got, small) {
-		t.Fatalf("after overwrite: %v %q %v", got, ver, err)
+	got, err = s.Load()
+	if err != nil || got.Version != "v2" || !proto.Equal(got.Table, small) {
+		t.Fatalf("after overwrite: %v %q %v", got.Table, got.Version, err)
 	}
 	ents, _ := os.ReadDir(s.Dir)
 	if len(ents) != 1 {
@@ -49,9 +53,39 @@ func TestStoreRoundTrip(t *testing.T) {
 	}
 }
 
+// TestStoreReadsVersion1 reads a file written before the push time was
+// kept: its push time is the file's modification time.
+func TestStoreReadsVersion1(t *testing.T) {
+	s := &Store{Dir: t.TempDir()}
+	payload, err := proto.Marshal(Synthetic(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := append([]byte{}, storeMagicV1...)
+	b = binary.BigEndian.AppendUint32(b, 2)
+	b = append(b, "v9"...)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(payload)))
+	b = append(b, payload...)
+	b = binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+	if err := os.WriteFile(s.Path(), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	saved := time.Date(2026, 11, 1, 9, 30, 0, 0, time.UTC)
+	if err := os.Chtimes(s.Path(), saved, saved); err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Version != "v9" || len(st.Table.GetTable()) != 3 || !st.Pushed.Equal(saved) {
+		t.Fatalf("version 1 file read as %q, %d entries, pushed %v", st.Version, len(st.Table.GetTable()), st.Pushed)
+	}
+}
+
 func TestStoreCorrupt(t *testing.T) {
 	s := &Store{Dir: t.TempDir()}
-	if err := s.Save(Synthetic(50), "v1"); err != nil {
+	if err := s.Save(Stored{Table: Synthetic(50), Version: "v1"}); err != nil {
 		t.Fatal(err)
 	}
 	good, _ := os.ReadFile(s.Path())
@@ -67,8 +101,8 @@ func TestStoreCorrupt(t *testing.T) {
 			if err := os.WriteFile(s.Path(), data, 0o644); err != nil {
 				t.Fatal(err)
 			}
-			tab, _, err := s.Load()
-			if err == nil || tab != nil {
+			st, err := s.Load()
+			if err == nil || st.Table != nil {
 				t.Fatal("damaged file loaded")
 			}
 			if errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), "damaged") || !strings.Contains(err.Error(), s.Path()) {
@@ -85,23 +119,23 @@ func TestStoreSaveFailureKeepsOld(t *testing.T) {
 		dir := t.TempDir()
 		blocker := filepath.Join(dir, "file")
 		os.WriteFile(blocker, nil, 0o644)
-		if err := (&Store{Dir: filepath.Join(blocker, "sub")}).Save(Synthetic(5), "v"); err == nil {
+		if err := (&Store{Dir: filepath.Join(blocker, "sub")}).Save(Stored{Table: Synthetic(5), Version: "v"}); err == nil {
 			t.Fatal("save under a file succeeded")
 		}
 		return
 	}
 	dir := t.TempDir()
 	s := &Store{Dir: dir}
-	if err := s.Save(Synthetic(5), "v1"); err != nil {
+	if err := s.Save(Stored{Table: Synthetic(5), Version: "v1"}); err != nil {
 		t.Fatal(err)
 	}
 	os.Chmod(dir, 0o555)
 	defer os.Chmod(dir, 0o755)
-	if err := s.Save(Synthetic(10), "v2"); err == nil {
+	if err := s.Save(Stored{Table: Synthetic(10), Version: "v2"}); err == nil {
 		t.Fatal("save into a read-only dir succeeded")
 	}
-	if _, v, err := s.Load(); err != nil || v != "v1" {
-		t.Fatalf("old table lost: %q %v", v, err)
+	if st, err := s.Load(); err != nil || st.Version != "v1" {
+		t.Fatalf("old table lost: %q %v", st.Version, err)
 	}
 }
 

@@ -1,6 +1,6 @@
 // Package resolvconf reads resolv.conf(5) files the way glibc's resolver does,
 // finds the host's real upstream DNS servers (looking through systemd-resolved's
-// stub listener), and follows changes to those files.
+// stub listener), and follows changes to those files with one Watcher.
 package resolvconf
 
 import (

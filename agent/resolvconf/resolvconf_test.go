@@ -328,19 +328,6 @@ func TestWatcherSubscribe(t *testing.T) {
 	}
 }
 
-func TestWatchStillReportsOneFile(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "resolv.conf")
-	write(t, path, "nameserver 10.0.0.1\nsearch a.example\n")
-	ch := make(chan *Config, 4)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go Watch(ctx, path, func(c *Config) { ch <- c })
-	if c := next(t, ch, "start"); !slices.Equal(c.Search, []string{"a.example"}) {
-		t.Fatalf("start: %+v", c)
-	}
-}
-
 func FuzzParse(f *testing.F) {
 	f.Add("nameserver 10.0.0.2\nsearch a b c\noptions ndots:5 timeout:2\n")
 	f.Add("nameserver fe80::1%eth0\ndomain x\n")

@@ -84,10 +84,11 @@ type Watcher struct {
 	// and DefaultResync.
 	Debounce, Resync time.Duration
 
-	mu   sync.Mutex // guards cur and subs; held while subscribers run
-	cur  *Host
-	subs map[int]func(Host)
-	next int
+	readMu sync.Mutex // one read at a time, so states arrive in order
+	mu     sync.Mutex // guards cur and subs; held while subscribers run
+	cur    *Host
+	subs   map[int]func(Host)
+	next   int
 
 	// checked, when set, is called after every read (for tests).
 	checked func()
@@ -126,8 +127,13 @@ func (w *Watcher) Subscribe(fn func(Host)) (cancel func()) {
 	}
 }
 
-// check reads the state and tells the subscribers if it changed.
-func (w *Watcher) check() {
+// Read reads the state now, records it as the current one and tells the
+// subscribers if it changed; it returns it. A caller that needs the state
+// before Run (to build the name table at start, say) reads it here, and
+// Run's first read then finds nothing new.
+func (w *Watcher) Read() Host {
+	w.readMu.Lock()
+	defer w.readMu.Unlock()
 	h := w.Paths.ReadHost()
 	w.mu.Lock()
 	if w.cur == nil || !w.cur.Equal(h) {
@@ -142,6 +148,12 @@ func (w *Watcher) check() {
 		}
 	}
 	w.mu.Unlock()
+	return h
+}
+
+// check is one read of the watch loop.
+func (w *Watcher) check() {
+	w.Read()
 	if w.checked != nil {
 		w.checked()
 	}
@@ -160,24 +172,6 @@ func (w *Watcher) Run(ctx context.Context) error {
 		resync = DefaultResync
 	}
 	return watchFiles(ctx, []string{p.ResolvConf, p.ResolvedUpstream}, debounce, resync, w.check)
-}
-
-// Watch follows the resolv.conf file at path and calls onChange with its
-// content once, then after each change; while the file is missing or
-// unreadable onChange is not called.
-//
-// Deprecated: use a Watcher, which follows the search list and the
-// upstreams for every part of the agent from one watch.
-func Watch(ctx context.Context, path string, onChange func(*Config)) error {
-	var last *Config
-	return watchFiles(ctx, []string{path}, DefaultDebounce, DefaultResync, func() {
-		c, err := ParseFile(path)
-		if err != nil || c.Equal(last) {
-			return
-		}
-		last = c
-		onChange(c)
-	})
 }
 
 // watchFiles calls check at start, after each debounced burst of events on

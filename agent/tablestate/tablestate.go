@@ -53,8 +53,8 @@ const (
 // Store keeps the last good pushed table on disk; *nametable.Store
 // implements it.
 type Store interface {
-	Save(t *ndspb.NameTable, version string) error
-	Load() (*ndspb.NameTable, string, error)
+	Save(nametable.Stored) error
+	Load() (nametable.Stored, error)
 }
 
 // Config configures Tables.
@@ -153,17 +153,18 @@ func (s *Tables) InstallFile(path string) error {
 }
 
 // LoadStored serves the last good table from the Store, so that DNS answers
-// at boot before the control plane is reached. With no stored table it
-// returns an error wrapping os.ErrNotExist and changes nothing.
+// at boot before the control plane is reached; Status keeps saying when it
+// was pushed. With no stored table it returns an error wrapping
+// os.ErrNotExist and changes nothing.
 func (s *Tables) LoadStored() error {
 	if s.cfg.Store == nil {
 		return fmt.Errorf("tablestate: no store: %w", os.ErrNotExist)
 	}
-	t, version, err := s.cfg.Store.Load()
+	st, err := s.cfg.Store.Load()
 	if err != nil {
 		return err
 	}
-	return s.install(t, version, FromDisk, time.Time{}, false)
+	return s.install(st.Table, st.Version, FromDisk, st.Pushed, false)
 }
 
 // Push installs a table the control plane pushed and keeps it in the Store.
@@ -188,7 +189,7 @@ func (s *Tables) install(t *ndspb.NameTable, version string, source Source, push
 	}
 	s.encoded, s.version, s.source, s.pushed = encoded, version, source, pushed
 	if save && s.cfg.Store != nil {
-		s.saveErr = s.cfg.Store.Save(t, version)
+		s.saveErr = s.cfg.Store.Save(nametable.Stored{Table: t, Version: version, Pushed: pushed})
 		if s.saveErr != nil {
 			s.saveFailures.Add(1)
 			s.log.Warn("could not keep the name table on disk; DNS still serves it", "version", version, "error", s.saveErr)

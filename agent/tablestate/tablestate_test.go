@@ -27,30 +27,29 @@ func table(ip string) *ndspb.NameTable {
 // memStore is a Store in memory whose Save can be made to fail.
 type memStore struct {
 	mu      sync.Mutex
-	t       *ndspb.NameTable
-	version string
+	st      nametable.Stored
 	saveErr error
 	saves   int
 }
 
-func (m *memStore) Save(t *ndspb.NameTable, version string) error {
+func (m *memStore) Save(st nametable.Stored) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.saves++
 	if m.saveErr != nil {
 		return m.saveErr
 	}
-	m.t, m.version = t, version
+	m.st = st
 	return nil
 }
 
-func (m *memStore) Load() (*ndspb.NameTable, string, error) {
+func (m *memStore) Load() (nametable.Stored, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.t == nil {
-		return nil, "", os.ErrNotExist
+	if m.st.Table == nil {
+		return nametable.Stored{}, os.ErrNotExist
 	}
-	return m.t, m.version, nil
+	return m.st, nil
 }
 
 func newTables(store Store, search ...string) *Tables {
@@ -119,8 +118,8 @@ func TestFailedSaveKeepsTheNewestTable(t *testing.T) {
 	if err := s.Push("v2", table("10.0.0.2")); err != nil {
 		t.Fatalf("a failed save must not refuse the table: %v", err)
 	}
-	if _, v, _ := store.Load(); v != "v1" {
-		t.Fatalf("store holds %s, want v1 (the save of v2 failed)", v)
+	if st, _ := store.Load(); st.Version != "v1" {
+		t.Fatalf("store holds %s, want v1 (the save of v2 failed)", st.Version)
 	}
 	if st := s.Status(); st.SaveError != "disk full" || st.Version != "v2" {
 		t.Errorf("status after the failed save = %+v, want v2 with the save error", st)
@@ -210,6 +209,26 @@ func TestStoredTableAtStart(t *testing.T) {
 	}
 	if store.saves != 1 {
 		t.Errorf("%d saves, want 1: a table read from disk is not written back", store.saves)
+	}
+}
+
+// TestPushTimeSurvivesARestart: after a restart, status says when the table
+// was pushed, not when it was read from disk.
+func TestPushTimeSurvivesARestart(t *testing.T) {
+	store := &nametable.Store{Dir: t.TempDir()}
+	pushed := time.Date(2026, 12, 3, 9, 0, 0, 0, time.UTC)
+	before := New(Config{Store: store, Now: func() time.Time { return pushed }, Release: func() {}})
+	if err := before.Push("v3", table("10.0.0.3")); err != nil {
+		t.Fatal(err)
+	}
+	restarted := pushed.Add(5 * time.Hour)
+	after := New(Config{Store: store, Now: func() time.Time { return restarted }, Release: func() {}})
+	if err := after.LoadStored(); err != nil {
+		t.Fatal(err)
+	}
+	st := after.Status()
+	if st.Source != "disk" || st.Version != "v3" || !st.LastPush.Equal(pushed) || !st.Installed.Equal(restarted) {
+		t.Errorf("status after restart = %+v, want v3 from disk, pushed %v, installed %v", st, pushed, restarted)
 	}
 }
 

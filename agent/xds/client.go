@@ -112,6 +112,16 @@ type Client struct {
 	mu      sync.Mutex
 	st      Status
 	streams int
+
+	// onChange, when set (by tests, before Run), is called after every
+	// change of the status.
+	onChange func()
+}
+
+func (c *Client) changed() {
+	if c.onChange != nil {
+		c.onChange()
+	}
 }
 
 // New checks cfg and returns a Client. It does not connect; Run does.
@@ -178,6 +188,7 @@ func (c *Client) SetHealth(healthy bool, message string) {
 	c.st.Healthy = healthy
 	c.st.HealthMessage = message
 	c.mu.Unlock()
+	c.changed()
 	select {
 	case c.healthCh <- struct{}{}:
 	default:
@@ -242,6 +253,7 @@ func (c *Client) recordError(err error) {
 	c.st.LastError = msg
 	c.st.LastErrorTime = time.Now()
 	c.mu.Unlock()
+	c.changed()
 }
 
 func (c *Client) setDisconnected() {
@@ -249,6 +261,7 @@ func (c *Client) setDisconnected() {
 	c.st.Connected = false
 	c.st.ConnectedSince = time.Time{}
 	c.mu.Unlock()
+	c.changed()
 }
 
 // clientCert returns the certificate to present, or nil when there is no
@@ -316,11 +329,6 @@ func (c *Client) streamMetadata() (metadata.MD, error) {
 	return md, nil
 }
 
-type recvResult struct {
-	resp *discoveryv3.DiscoveryResponse
-	err  error
-}
-
 // stream runs one ADS stream until it fails or ctx is done.
 func (c *Client) stream(ctx context.Context) error {
 	md, err := c.streamMetadata()
@@ -344,19 +352,95 @@ func (c *Client) stream(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	recv, received := receive(sctx, stream)
+	defer func() {
+		cancel() // ends the stream, and so the receiving goroutine
+		<-received
+	}()
+	s := &adsStream{c: c, stream: stream, recv: recv}
+	return s.run(ctx)
+}
 
+type adsBidi = grpc.BidiStreamingClient[discoveryv3.DiscoveryRequest, discoveryv3.DiscoveryResponse]
+
+// adsStream is one open ADS stream: a goroutine receives (see receive),
+// run sends the subscription, the ACKs and NACKs, and the health reports.
+type adsStream struct {
+	c      *Client
+	stream adsBidi
+	recv   <-chan recvResult
+	// sentHealth is the last health state this stream carried; a new
+	// stream carries none, so the current state is sent after the NDS
+	// subscription.
+	sentHealth *healthState
+}
+
+type recvResult struct {
+	resp *discoveryv3.DiscoveryResponse
+	err  error
+}
+
+// receive passes every response of stream, and then its error, to the
+// returned channel until ctx is done; done is closed when it has stopped.
+func receive(ctx context.Context, stream adsBidi) (recv <-chan recvResult, done <-chan struct{}) {
+	ch, stopped := make(chan recvResult, 1), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		for {
+			resp, err := stream.Recv()
+			select {
+			case ch <- recvResult{resp, err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return ch, stopped
+}
+
+// run subscribes, then answers responses and health changes until the
+// stream fails or ctx is done.
+func (s *adsStream) run(ctx context.Context) error {
+	if err := s.subscribe(ctx); err != nil {
+		return err
+	}
+	if err := s.sendHealth(ctx); err != nil {
+		return err
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.c.healthCh:
+			if err := s.sendHealth(ctx); err != nil {
+				return err
+			}
+		case r := <-s.recv:
+			if r.err != nil {
+				return r.err
+			}
+			if req := s.c.handleResponse(r.resp); req != nil {
+				if err := s.send(ctx, req); err != nil {
+					return err
+				}
+			}
+		}
+	}
+}
+
+// subscribe asks for the name table, with the version accepted last (on a
+// previous stream), and marks the client connected.
+func (s *adsStream) subscribe(ctx context.Context) error {
+	c := s.c
 	c.mu.Lock()
 	version := c.st.Version
 	c.mu.Unlock()
-	first := &discoveryv3.DiscoveryRequest{
-		Node:        c.cfg.Node,
-		TypeUrl:     ndspb.TypeURL,
-		VersionInfo: version,
+	if err := s.send(ctx, &discoveryv3.DiscoveryRequest{Node: c.cfg.Node, TypeUrl: ndspb.TypeURL, VersionInfo: version}); err != nil {
+		return err
 	}
-	if err := stream.Send(first); err != nil {
-		return recvErr(stream, err)
-	}
-
 	c.mu.Lock()
 	if c.streams > 0 {
 		c.st.Reconnects++
@@ -365,90 +449,41 @@ func (c *Client) stream(ctx context.Context) error {
 	c.st.Connected = true
 	c.st.ConnectedSince = time.Now()
 	c.mu.Unlock()
+	c.changed()
 	c.log.Info("ADS stream open", "address", c.cfg.Address, "node", c.cfg.Node.GetId(), "version", version)
+	return nil
+}
 
-	// The last health state this stream carried; a new stream carries none,
-	// so the current state is re-sent right after the NDS request.
-	var sent *healthState
-	sendHealth := func() error {
-		h, ok := c.desiredHealth()
-		if !ok || (sent != nil && *sent == h) {
-			return nil
-		}
-		if err := stream.Send(healthRequest(h)); err != nil {
-			return err
-		}
-		sent = &h
-		c.log.Debug("health reported", "healthy", h.healthy, "message", h.message)
+// sendHealth reports the health state when it differs from what this
+// stream carried last.
+func (s *adsStream) sendHealth(ctx context.Context) error {
+	h, ok := s.c.desiredHealth()
+	if !ok || (s.sentHealth != nil && *s.sentHealth == h) {
 		return nil
 	}
-	if err := sendHealth(); err != nil {
-		return recvErr(stream, err)
+	if err := s.send(ctx, healthRequest(h)); err != nil {
+		return err
 	}
+	s.sentHealth = &h
+	s.c.log.Debug("health reported", "healthy", h.healthy, "message", h.message)
+	return nil
+}
 
-	recv := make(chan recvResult, 1)
-	go func() {
-		for {
-			resp, err := stream.Recv()
-			select {
-			case recv <- recvResult{resp, err}:
-			case <-sctx.Done():
-				return
-			}
-			if err != nil {
-				return
-			}
-		}
-	}()
-
-	// sendFailed finds the stream's real status after a failed Send from the
-	// receiving goroutine's results.
-	sendFailed := func(err error) error {
-		if !errors.Is(err, io.EOF) {
-			return err
-		}
-		for {
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case r := <-recv:
-				if r.err != nil {
-					return r.err
-				}
-			}
-		}
+// send sends req. A failed Send reports only io.EOF; the stream's real
+// status (the server's reason) is what the receiving goroutine gets.
+func (s *adsStream) send(ctx context.Context, req *discoveryv3.DiscoveryRequest) error {
+	err := s.stream.Send(req)
+	if err == nil || !errors.Is(err, io.EOF) {
+		return err
 	}
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-c.healthCh:
-			if err := sendHealth(); err != nil {
-				return sendFailed(err)
-			}
-		case r := <-recv:
+		case r := <-s.recv:
 			if r.err != nil {
 				return r.err
 			}
-			if req := c.handleResponse(r.resp); req != nil {
-				if err := stream.Send(req); err != nil {
-					return sendFailed(err)
-				}
-			}
-		}
-	}
-}
-
-// recvErr turns a Send failure into the stream's real status: Send reports
-// only io.EOF, Recv the server's reason.
-// It must not run while another goroutine receives on the stream.
-func recvErr(stream grpc.BidiStreamingClient[discoveryv3.DiscoveryRequest, discoveryv3.DiscoveryResponse], sendErr error) error {
-	if !errors.Is(sendErr, io.EOF) {
-		return sendErr
-	}
-	for {
-		if _, err := stream.Recv(); err != nil {
-			return err
 		}
 	}
 }
@@ -456,6 +491,7 @@ func recvErr(stream grpc.BidiStreamingClient[discoveryv3.DiscoveryRequest, disco
 // handleResponse validates one response and returns the ACK or NACK to send
 // (nil for a type the client did not ask for).
 func (c *Client) handleResponse(resp *discoveryv3.DiscoveryResponse) *discoveryv3.DiscoveryRequest {
+	defer c.changed()
 	c.mu.Lock()
 	c.st.LastPush = time.Now()
 	if id := resp.GetControlPlane().GetIdentifier(); id != "" {

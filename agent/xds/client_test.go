@@ -13,6 +13,7 @@ import (
 	"math/big"
 	"net"
 	"net/url"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -121,14 +122,7 @@ func startADS(t *testing.T, pki *testPKI) *adsServer {
 
 func (s *adsServer) serve(addr string) {
 	s.t.Helper()
-	var lis net.Listener
-	var err error
-	for i := 0; i < 50; i++ { // the old listener's port may take a moment to free
-		if lis, err = net.Listen("tcp", addr); err == nil {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	lis, err := net.Listen("tcp", addr)
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -209,12 +203,13 @@ func (s *adsServer) expect(t *testing.T) received {
 	}
 }
 
-func (s *adsServer) expectNone(t *testing.T, d time.Duration) {
+// expectNothingYet fails if a request has reached the control plane.
+func (s *adsServer) expectNothingYet(t *testing.T) {
 	t.Helper()
 	select {
 	case r := <-s.reqs:
 		t.Fatalf("unexpected request: %v", r.req)
-	case <-time.After(d):
+	default:
 	}
 }
 
@@ -276,30 +271,51 @@ type clientOpts struct {
 	plaintext bool
 }
 
-func startClient(t *testing.T, s *adsServer, o clientOpts) (*Client, *tables) {
+// testClient is a running Client whose status changes the test can wait for.
+type testClient struct {
+	*Client
+	changed chan struct{}
+}
+
+// waitFor waits until cond holds for the client's status, checking it after
+// every change.
+func (c *testClient) waitFor(t *testing.T, what string, cond func(Status) bool) {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for !cond(c.Status()) {
+		select {
+		case <-c.changed:
+		case <-timeout:
+			t.Fatalf("timed out waiting for %s; status %+v", what, c.Status())
+		}
+	}
+}
+
+func testNode(t *testing.T) *corev3.Node {
 	t.Helper()
 	node, err := NodeFromBundle(testBundle(), "1.26.2")
 	if err != nil {
 		t.Fatal(err)
 	}
-	tb := &tables{}
-	cfg := Config{
-		Address:           s.addr,
-		ServerName:        "istiod.istio-system.svc",
-		Plaintext:         o.plaintext,
-		ClientCertificate: o.cert,
-		Token:             func() (string, error) { return "tok-1", nil },
-		Node:              node,
-		OnNameTable:       tb.onTable,
-	}
-	if s.pki != nil {
-		cfg.Roots = s.pki.roots
-	}
+	return node
+}
+
+// runClient creates a client of cfg with a fast backoff and runs it until
+// the test ends.
+func runClient(t *testing.T, cfg Config) *testClient {
+	t.Helper()
 	c, err := New(cfg, hclog.New(&hclog.LoggerOptions{Level: hclog.Debug, Output: testWriter{t}}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	c.backoff = backoff{min: 10 * time.Millisecond, max: 200 * time.Millisecond, stable: 5 * time.Second}
+	tc := &testClient{Client: c, changed: make(chan struct{}, 1)}
+	c.onChange = func() {
+		select {
+		case tc.changed <- struct{}{}:
+		default:
+		}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
@@ -314,7 +330,37 @@ func startClient(t *testing.T, s *adsServer, o clientOpts) (*Client, *tables) {
 			t.Error("Run did not return within 10s of cancel")
 		}
 	})
-	return c, tb
+	return tc
+}
+
+func startClient(t *testing.T, s *adsServer, o clientOpts) (*testClient, *tables) {
+	t.Helper()
+	tb := &tables{}
+	cfg := Config{
+		Address:           s.addr,
+		ServerName:        "istiod.istio-system.svc",
+		Plaintext:         o.plaintext,
+		ClientCertificate: o.cert,
+		Token:             func() (string, error) { return "tok-1", nil },
+		Node:              testNode(t),
+		OnNameTable:       tb.onTable,
+	}
+	if s.pki != nil {
+		cfg.Roots = s.pki.roots
+	}
+	return runClient(t, cfg), tb
+}
+
+// startSubscribed starts a TLS control plane and a client, and takes the
+// client's subscription.
+func startSubscribed(t *testing.T) (*adsServer, *testClient, *tables) {
+	t.Helper()
+	s := startADS(t, newTestPKI(t))
+	c, tb := startClient(t, s, clientOpts{})
+	if r := s.expect(t).req; r.GetTypeUrl() != ndspb.TypeURL {
+		t.Fatalf("first request %v, want the NDS subscription", r)
+	}
+	return s, c, tb
 }
 
 type testWriter struct{ t *testing.T }
@@ -322,17 +368,6 @@ type testWriter struct{ t *testing.T }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
-}
-
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func TestFirstRequestCarriesNodeAndBearerWithoutCert(t *testing.T) {
@@ -362,7 +397,7 @@ func TestFirstRequestCarriesNodeAndBearerWithoutCert(t *testing.T) {
 	if r.clientCert {
 		t.Errorf("a client certificate was presented although there is none")
 	}
-	eventually(t, "Connected", func() bool { return c.Status().Connected })
+	c.waitFor(t, "Connected", func(st Status) bool { return st.Connected })
 }
 
 func TestClientCertReplacesBearer(t *testing.T) {
@@ -398,9 +433,7 @@ func TestExpiredClientCertFallsBackToBearer(t *testing.T) {
 
 func TestACKAndNACK(t *testing.T) {
 	t.Parallel()
-	s := startADS(t, newTestPKI(t))
-	c, tb := startClient(t, s, clientOpts{})
-	s.expect(t) // subscription
+	s, c, tb := startSubscribed(t)
 
 	// A good table is ACKed with its version and nonce.
 	s.send(t, tableResponse(t, "v1", "n1", "cart.shop.svc.cluster.local"))
@@ -459,10 +492,17 @@ func TestACKAndNACK(t *testing.T) {
 
 func TestHealthOnTransitions(t *testing.T) {
 	t.Parallel()
-	s := startADS(t, newTestPKI(t))
-	c, _ := startClient(t, s, clientOpts{})
-	s.expect(t)
-	s.expectNone(t, 100*time.Millisecond) // no health before SetHealth
+	s, c, _ := startSubscribed(t)
+	// Requests on one stream arrive in order: when the ACK of a push comes
+	// next, nothing was sent before it.
+	ackNext := func(why, version string) {
+		t.Helper()
+		s.send(t, tableResponse(t, version, "n-"+version, "cart.shop.svc.cluster.local"))
+		if r := s.expect(t).req; r.GetTypeUrl() != ndspb.TypeURL || r.GetResponseNonce() != "n-"+version {
+			t.Fatalf("%s: got %v before the ACK of %s", why, r, version)
+		}
+	}
+	ackNext("no health before SetHealth", "v1")
 
 	c.SetHealth(true, "")
 	r := s.expect(t).req
@@ -470,7 +510,7 @@ func TestHealthOnTransitions(t *testing.T) {
 		t.Fatalf("healthy report = %v, want HealthInformation without error_detail", r)
 	}
 	c.SetHealth(true, "")
-	s.expectNone(t, 200*time.Millisecond)
+	ackNext("the same state is not sent again", "v2")
 
 	c.SetHealth(false, "GET http://127.0.0.1:8080/ready: 503")
 	r = s.expect(t).req
@@ -478,7 +518,7 @@ func TestHealthOnTransitions(t *testing.T) {
 		t.Fatalf("unhealthy report = %v, want code 13 with the reason", r)
 	}
 	c.SetHealth(false, "GET http://127.0.0.1:8080/ready: 503")
-	s.expectNone(t, 200*time.Millisecond)
+	ackNext("the same state is not sent again", "v3")
 	if st := c.Status(); !st.HealthReported || st.Healthy {
 		t.Errorf("status health = %+v", st)
 	}
@@ -486,9 +526,7 @@ func TestHealthOnTransitions(t *testing.T) {
 
 func TestReconnectAfterServerRestart(t *testing.T) {
 	t.Parallel()
-	s := startADS(t, newTestPKI(t))
-	c, _ := startClient(t, s, clientOpts{})
-	s.expect(t)
+	s, c, _ := startSubscribed(t)
 	s.send(t, tableResponse(t, "v1", "n1", "cart.shop.svc.cluster.local"))
 	s.expect(t) // ACK
 	c.SetHealth(false, "probe failing")
@@ -498,7 +536,7 @@ func TestReconnectAfterServerRestart(t *testing.T) {
 
 	addr := s.addr
 	s.stop()
-	eventually(t, "disconnect", func() bool { return !c.Status().Connected })
+	c.waitFor(t, "disconnect", func(st Status) bool { return !st.Connected })
 	s.serve(addr)
 
 	first := s.expect(t)
@@ -512,7 +550,7 @@ func TestReconnectAfterServerRestart(t *testing.T) {
 	if h.req.GetTypeUrl() != HealthInfoTypeURL || h.req.GetErrorDetail().GetMessage() != "probe failing" {
 		t.Errorf("after reconnect got %v, want the health state re-sent", h.req)
 	}
-	eventually(t, "reconnected", func() bool { st := c.Status(); return st.Connected && st.Reconnects == 1 })
+	c.waitFor(t, "reconnected", func(st Status) bool { return st.Connected && st.Reconnects == 1 })
 	if st := c.Status(); st.LastError == "" {
 		t.Errorf("status keeps no error from the restart")
 	}
@@ -527,8 +565,8 @@ func TestStatusKeepsControlPlaneRefusal(t *testing.T) {
 	c, _ := startClient(t, s, clientOpts{})
 	s.expect(t)
 	s.expect(t) // retried
-	eventually(t, "LastError", func() bool {
-		return strings.Contains(c.Status().LastError, "FailedPrecondition: auto-registration WorkloadEntry of shop/cart failed")
+	c.waitFor(t, "LastError", func(st Status) bool {
+		return strings.Contains(st.LastError, "FailedPrecondition: auto-registration WorkloadEntry of shop/cart failed")
 	})
 	if c.Status().Reconnects < 1 {
 		t.Errorf("reconnects = %d, want >= 1", c.Status().Reconnects)
@@ -548,33 +586,28 @@ func TestTLSRejectsWrongServerName(t *testing.T) {
 	t.Parallel()
 	pki := newTestPKI(t)
 	s := startADS(t, pki)
-	node, _ := NodeFromBundle(testBundle(), "1.26.2")
-	c, err := New(Config{Address: s.addr, ServerName: "istiod.other.svc", Roots: pki.roots, Node: node,
-		OnNameTable: func(string, *ndspb.NameTable) error { return nil }}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.backoff = backoff{min: 10 * time.Millisecond, max: 50 * time.Millisecond, stable: time.Second}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	go c.Run(ctx)
-	eventually(t, "TLS error in status", func() bool { return strings.Contains(c.Status().LastError, "istiod.other.svc") })
-	s.expectNone(t, 50*time.Millisecond)
-	cancel()
+	c := runClient(t, Config{Address: s.addr, ServerName: "istiod.other.svc", Roots: pki.roots, Node: testNode(t),
+		OnNameTable: func(string, *ndspb.NameTable) error { return nil }})
+	c.waitFor(t, "TLS error in status", func(st Status) bool { return strings.Contains(st.LastError, "istiod.other.svc") })
+	s.expectNothingYet(t) // no stream without a handshake
 }
 
 func TestNewRejectsBadConfig(t *testing.T) {
 	node := &corev3.Node{Id: "sidecar~10.0.0.1~a.b~b.svc.cluster.local"}
 	ok := func(string, *ndspb.NameTable) error { return nil }
-	for name, cfg := range map[string]Config{
-		"no address":  {Node: node, OnNameTable: ok, Plaintext: true},
-		"bad address": {Address: "istiod", Node: node, OnNameTable: ok, Plaintext: true},
-		"no node":     {Address: "a:1", OnNameTable: ok, Plaintext: true},
-		"no callback": {Address: "a:1", Node: node, Plaintext: true},
-		"no roots":    {Address: "a:1", Node: node, OnNameTable: ok},
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"no address", Config{Node: node, OnNameTable: ok, Plaintext: true}, "no control plane address"},
+		{"bad address", Config{Address: "istiod", Node: node, OnNameTable: ok, Plaintext: true}, `"istiod" is not host:port`},
+		{"no node", Config{Address: "a:1", OnNameTable: ok, Plaintext: true}, "no node id"},
+		{"no callback", Config{Address: "a:1", Node: node, Plaintext: true}, "no OnNameTable callback"},
+		{"no roots", Config{Address: "a:1", Node: node, OnNameTable: ok}, "needs the mesh root certificate"},
 	} {
-		if _, err := New(cfg, nil); err == nil {
-			t.Errorf("%s: accepted", name)
+		if _, err := New(tc.cfg, nil); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: got %v, want an error containing %q", tc.name, err, tc.want)
 		}
 	}
 }
@@ -610,17 +643,49 @@ func TestUnusableTokenWithoutCertIsReported(t *testing.T) {
 	t.Parallel()
 	pki := newTestPKI(t)
 	s := startADS(t, pki)
-	node, _ := NodeFromBundle(testBundle(), "1.26.2")
-	c, err := New(Config{Address: s.addr, ServerName: "istiod.istio-system.svc", Roots: pki.roots, Node: node,
+	c := runClient(t, Config{Address: s.addr, ServerName: "istiod.istio-system.svc", Roots: pki.roots, Node: testNode(t),
 		Token:       func() (string, error) { return "", errors.New("istio-token expired at 2026-01-02T03:04:05Z") },
-		OnNameTable: func(string, *ndspb.NameTable) error { return nil }}, nil)
+		OnNameTable: func(string, *ndspb.NameTable) error { return nil }})
+	c.waitFor(t, "token error in status", func(st Status) bool { return strings.Contains(st.LastError, "istio-token expired") })
+	s.expectNothingYet(t) // the stream is never opened without credentials
+}
+
+// TestRunReturnsAfterItsGoroutines: once Run returned, no goroutine of the
+// client (the stream's receiver included) is left.
+func TestRunReturnsAfterItsGoroutines(t *testing.T) {
+	s := startADS(t, newTestPKI(t))
+	c, err := New(Config{Address: s.addr, ServerName: "istiod.istio-system.svc", Roots: s.pki.roots, Node: testNode(t),
+		Token: func() (string, error) { return "tok-1", nil }, OnNameTable: func(string, *ndspb.NameTable) error { return nil }}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.backoff = backoff{min: 10 * time.Millisecond, max: 50 * time.Millisecond, stable: time.Second}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	go c.Run(ctx)
-	eventually(t, "token error in status", func() bool { return strings.Contains(c.Status().LastError, "istio-token expired") })
-	s.expectNone(t, 50*time.Millisecond)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	s.expect(t) // the stream is open, its receiver running
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// A goroutine that has signalled its end may not have exited yet: give
+	// it a bounded number of yields (no timing).
+	var left string
+	for range 1000 {
+		if left = clientGoroutines(); left == "" {
+			return
+		}
+		runtime.Gosched()
+	}
+	t.Errorf("left after Run returned:\n%s", left)
+}
+
+func clientGoroutines() string {
+	buf := make([]byte, 1<<20)
+	var left []string
+	for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+		if strings.Contains(g, "agent/xds.receive") || strings.Contains(g, "agent/xds.(*Client)") {
+			left = append(left, g)
+		}
+	}
+	return strings.Join(left, "\n\n")
 }

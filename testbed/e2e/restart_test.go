@@ -83,6 +83,7 @@ func TestBootWithControlPlaneDownServesLastGoodTable(t *testing.T) {
 	if err := a.WaitReady(e.ctx, 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
+	pushed := e.status(a).NameTable.LastPush
 	a.Stop()
 	e.cp.Stop()
 
@@ -96,5 +97,9 @@ func TestBootWithControlPlaneDownServesLastGoodTable(t *testing.T) {
 	rep := e.status(a)
 	if rep.NameTable.Source != "disk" || rep.ControlPlane.Connected {
 		t.Errorf("want the table from disk and no connection, got %+v / %+v", rep.NameTable, rep.ControlPlane)
+	}
+	// Status says when the table was pushed, not when it was read from disk.
+	if pushed.IsZero() || !rep.NameTable.LastPush.Equal(pushed) {
+		t.Errorf("last push after the restart = %v, want the push before it, %v", rep.NameTable.LastPush, pushed)
 	}
 }
