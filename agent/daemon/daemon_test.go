@@ -167,7 +167,7 @@ func TestStaticTable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Mode != "static" || rep.NameTable.Source != "file" || rep.NameTable.Hosts != 1 || rep.NameTable.Search[0] != "b.example" ||
+	if rep.Mode != "static" || rep.DataPlane != "proxy" || rep.NameTable.Source != "file" || rep.NameTable.Hosts != 1 || rep.NameTable.Search[0] != "b.example" ||
 		len(rep.DNS.Listen) != 1 || rep.DNS.Listen[0] != server || rep.DNS.SocketActivated || len(rep.DNS.Upstreams) != 1 || rep.DNS.Upstreams[0] != up {
 		t.Errorf("report = %+v", rep)
 	}

@@ -23,8 +23,11 @@ import (
 
 // Report is the agent's state as `onramp status` shows it.
 type Report struct {
-	Version      string       `json:"version"`
-	Mode         string       `json:"mode"` // "control-plane" or "static"
+	Version string `json:"version"`
+	Mode    string `json:"mode"` // "control-plane" or "static"
+	// DataPlane is the dataPlane setting: "proxy" when a proxy on the VM
+	// carries the mesh's VIPs, "none" otherwise.
+	DataPlane    string       `json:"dataPlane,omitempty"`
 	DNS          DNS          `json:"dns"`
 	ControlPlane ControlPlane `json:"controlPlane"`
 	Identity     Identity     `json:"identity"`
@@ -218,6 +221,9 @@ func (r Report) WriteText(w io.Writer) {
 	row := func(k, v string) { fmt.Fprintf(w, "%-16s %s\n", k+":", v) }
 	row("version", r.Version)
 	row("mode", r.Mode)
+	if r.DataPlane != "" {
+		row("data plane", r.DataPlane)
+	}
 	dns := fmt.Sprint(r.DNS.Listen)
 	if r.DNS.SocketActivated {
 		dns += " (sockets from systemd)"
