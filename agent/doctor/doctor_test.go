@@ -168,6 +168,27 @@ func TestMeshNameOtherAnswerAndCache(t *testing.T) {
 	}
 }
 
+func TestMeshNameCachedThenUnique(t *testing.T) {
+	a, h := healthy()
+	a.table = `{"clusterDomain":"cluster.local","names":2,"entries":[
+		{"name":"*.wild.example.org.","registry":"External","ips":["10.20.0.1"]},
+		{"name":"productpage.ns1.svc.cluster.local.","registry":"Kubernetes","ips":["10.96.0.12"]}]}`
+	h.viaOnramp = false // the cluster.local name comes from a cache
+	o := options(a, h)
+	o.Resolve = func(ctx context.Context, name string) ([]netip.Addr, error) {
+		if strings.HasSuffix(name, ".wild.example.org.") && strings.HasPrefix(name, "onramp-doctor-") {
+			a.meshAnswers++ // a name no cache has: it reaches onramp
+			return []netip.Addr{netip.MustParseAddr("10.20.0.1")}, nil
+		}
+		return h.resolve(ctx, name)
+	}
+	rep := Run(context.Background(), o)
+	c := rep.Check(CheckMeshName)
+	if c.Status != OK || !strings.Contains(c.Detail, "unique to this run") || !strings.HasPrefix(fmt.Sprint(c.Facts["uniqueName"]), "onramp-doctor-") {
+		t.Errorf("%+v", c)
+	}
+}
+
 func TestAgentDown(t *testing.T) {
 	a, h := healthy()
 	a.down = true

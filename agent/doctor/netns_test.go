@@ -237,6 +237,10 @@ func TestDoctorNamesTheBrokenLink(t *testing.T) {
 	if code != 1 || rep.Broken != doctor.CheckAgent || !strings.Contains(rep.Check(doctor.CheckAgent).Fix, "systemctl start onramp") {
 		t.Fatalf("agent stopped: exit %d, broken %q, %+v", code, rep.Broken, rep.Check(doctor.CheckAgent))
 	}
+	// With resolv.conf naming only the dead agent, names outside the mesh fail too, and doctor says so.
+	if c := rep.Check(doctor.CheckPublicName); c.Status != doctor.Fail || !strings.Contains(c.Detail, "while the agent is down") {
+		t.Errorf("public-name with the agent down: %+v", c)
+	}
 	if out := text(rep); !strings.Contains(out, "FAIL  agent        no agent answers on "+statusAddr) || !strings.Contains(out, "\nbroken: agent: ") {
 		t.Errorf("text:\n%s", out)
 	}
