@@ -2,6 +2,7 @@ package doctor
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -43,6 +44,33 @@ type RedirectView struct {
 	Link string `json:"link,omitempty"`
 	// LastError is the last failure to apply or keep the plan in place.
 	LastError string `json:"lastError,omitempty"`
+}
+
+// UnmarshalJSON reads the section as agent/status writes it, also with
+// the other spellings of its fields (inPlace for active, redirected for
+// nameservers, error for lastError).
+func (v *RedirectView) UnmarshalJSON(b []byte) error {
+	type plain RedirectView
+	var aux struct {
+		plain
+		InPlace    *bool    `json:"inPlace"`
+		Redirected []string `json:"redirected"`
+		Error      string   `json:"error"`
+	}
+	if err := json.Unmarshal(b, &aux); err != nil {
+		return err
+	}
+	*v = RedirectView(aux.plain)
+	if aux.InPlace != nil {
+		v.Active = v.Active || *aux.InPlace
+	}
+	if len(v.Nameservers) == 0 {
+		v.Nameservers = aux.Redirected
+	}
+	if v.LastError == "" {
+		v.LastError = aux.Error
+	}
+	return nil
 }
 
 // Live is what is in place on the host now, as an Inspector found it,
