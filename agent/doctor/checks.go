@@ -100,14 +100,6 @@ type agentReport struct {
 	Redirect *RedirectView `json:"redirect,omitempty"`
 }
 
-// withheldName is a name the table does not answer because its only
-// addresses are auto-allocated VIPs and no data-plane proxy carries them.
-type withheldName struct {
-	Host    string   `json:"host"`
-	VIPs    []string `json:"vips"`
-	Lookups uint64   `json:"lookups"`
-}
-
 // agentConfig is what doctor reads of /debug/config.
 type agentConfig struct {
 	DataPlane string `json:"dataPlane"`
@@ -138,7 +130,7 @@ type run struct {
 	rep            *agentReport
 	snap           *nametable.Snapshot
 	cfg            *agentConfig
-	withheld       []withheldName
+	withheld       []nametable.Withheld
 	redirectStatus Status // verdict of the redirect check
 	meshOK         bool
 }
@@ -163,19 +155,11 @@ func (r *run) agent() Check {
 	var rep agentReport
 	if err := getJSON(ctx, r.o.Agent, "/debug/status", &rep); err == nil {
 		r.rep = &rep
-		// The names withheld for want of a data plane, when the agent lists them.
-		var w struct {
-			NameTable struct {
-				Withheld []withheldName `json:"withheld"`
-			} `json:"nameTable"`
-		}
-		if getJSON(ctx, r.o.Agent, "/debug/status", &w) == nil {
-			r.withheld = w.NameTable.Withheld
-		}
 	}
 	var snap nametable.Snapshot
 	if err := getJSON(ctx, r.o.Agent, "/debug/nametable", &snap); err == nil {
 		r.snap = &snap
+		r.withheld = snap.Withheld
 	}
 	var cfg agentConfig
 	if err := getJSON(ctx, r.o.Agent, "/debug/config", &cfg); err == nil {

@@ -298,6 +298,8 @@ func TestLoop(t *testing.T) {
 }
 
 func TestVIPs(t *testing.T) {
+	withheldTable := `{"clusterDomain":"cluster.local","names":1,"entries":[{"name":"productpage.ns1.svc.cluster.local.","ips":["10.96.0.12"]}],
+		"withheld":[{"host":"api.stripe.com.","vips":["240.240.0.7"],"lookups":5},{"host":"istio.io.","vips":["240.240.0.8"],"lookups":0}]}`
 	noVIPTable := `{"clusterDomain":"cluster.local","names":1,"entries":[{"name":"productpage.ns1.svc.cluster.local.","ips":["10.96.0.12"]}]}`
 	for _, tc := range []struct {
 		name, config, table, metrics string
@@ -306,6 +308,7 @@ func TestVIPs(t *testing.T) {
 	}{
 		{"proxy", `{"dataPlane":"proxy"}`, okTable, "", OK, "for the proxy on this VM"},
 		{"none, looked up", `{"dataPlane":"none"}`, noVIPTable, "onramp_nametable_withheld_names 2\nonramp_nametable_withheld_lookups_total 5\n", Warn, "looked up 5 times one of the 2 names"},
+		{"none, looked up, listed", `{"dataPlane":"none"}`, withheldTable, "onramp_nametable_withheld_names 2\nonramp_nametable_withheld_lookups_total 5\n", Warn, "auto-allocated VIPs, and got the upstream's answer, not the mesh service: api.stripe.com (5)"},
 		{"none, not looked up", `{"dataPlane":"none"}`, noVIPTable, "onramp_nametable_withheld_names 2\nonramp_nametable_withheld_lookups_total 0\n", OK, "no application has looked one up"},
 		{"none, VIPs answered", `{"dataPlane":"none"}`, okTable, "", Warn, "nothing on this host can reach"},
 		{"unsaid", `{}`, okTable, "", Warn, "does not say whether"},
