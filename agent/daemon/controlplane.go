@@ -88,6 +88,7 @@ func (c *controlPlane) run(ctx context.Context) error {
 		if err := c.ids.Start(ctx); err != nil {
 			return err
 		}
+		defer c.ids.Wait() // the rotation ends with ctx
 	}
 	return c.ads.Run(ctx)
 }

@@ -179,8 +179,9 @@ func (a *agent) services() []service {
 	if a.status != nil {
 		s = append(s, service{"status", a.status.Serve, true})
 	}
-	// DNS and status are up before the control plane is reached: the host
-	// resolves with the last good table while the CA or istiod are away.
+	// The DNS and status sockets were opened by assemble, before any of
+	// these starts: the host resolves with the last good table while the
+	// CA or istiod are away.
 	if a.cp != nil {
 		s = append(s, a.cp.services()...)
 	}

@@ -3,15 +3,18 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -77,7 +80,12 @@ func upstream(t *testing.T) string {
 // start assembles the agent (all sockets open) and serves it until the test ends.
 func start(t *testing.T, cfg config.Config, env hostEnv) *agent {
 	t.Helper()
-	a, err := assemble(cfg, "test", env, hclog.NewNullLogger())
+	return startLogged(t, cfg, env, hclog.NewNullLogger())
+}
+
+func startLogged(t *testing.T, cfg config.Config, env hostEnv, log hclog.Logger) *agent {
+	t.Helper()
+	a, err := assemble(cfg, "test", env, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +128,8 @@ func get(t *testing.T, url string) (int, string) {
 // followed, and the status endpoints.
 func TestStaticTable(t *testing.T) {
 	cfg, env := testConfig(t, productpage)
-	cfg.DNS.Upstreams = []string{upstream(t)}
+	up := upstream(t)
+	cfg.DNS.Upstreams = []string{up}
 	a := start(t, cfg, env)
 	installs := make(chan *nametable.Index, 10)
 	t.Cleanup(a.tables.OnInstall(func(ix *nametable.Index) { installs <- ix }))
@@ -158,13 +167,19 @@ func TestStaticTable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Mode != "static" || rep.NameTable.Source != "file" || rep.NameTable.Hosts != 1 || rep.NameTable.Search[0] != "b.example" ||
-		len(rep.DNS.Listen) != 1 || rep.DNS.Listen[0] != server || rep.DNS.SocketActivated {
+	if rep.Mode != "static" || rep.DataPlane != "proxy" || rep.NameTable.Source != "file" || rep.NameTable.Hosts != 1 || rep.NameTable.Search[0] != "b.example" ||
+		len(rep.DNS.Listen) != 1 || rep.DNS.Listen[0] != server || rep.DNS.SocketActivated || len(rep.DNS.Upstreams) != 1 || rep.DNS.Upstreams[0] != up {
 		t.Errorf("report = %+v", rep)
 	}
 	_, body := get(t, statusURL+"/debug/nametable")
 	if !strings.Contains(body, `"name": "productpage.ns1.svc.cluster.local."`) {
 		t.Errorf("/debug/nametable: %s", body)
+	}
+	_, body = get(t, statusURL+"/debug/config")
+	for _, want := range []string{`"redirect": {`, `"mode": "auto"`, `"dataPlane": "proxy"`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/debug/config lacks %s:\n%s", want, body)
+		}
 	}
 	_, metrics := get(t, statusURL+"/metrics")
 	count := func(re string) int {
@@ -194,7 +209,11 @@ func TestSocketActivation(t *testing.T) {
 		t.Fatal(err)
 	}
 	env.activated = func() ([]net.PacketConn, []net.Listener, error) { return []net.PacketConn{pc}, nil, nil }
-	a := start(t, cfg, env)
+	var logged strings.Builder
+	a := startLogged(t, cfg, env, hclog.New(&hclog.LoggerOptions{Output: &syncWriter{w: &logged}, Level: hclog.Warn}))
+	if !strings.Contains(logged.String(), "socket activation overrides dns.listen") || !strings.Contains(logged.String(), pc.LocalAddr().String()) {
+		t.Errorf("no warning naming the served socket: %q", logged.String())
+	}
 	rep := a.report()
 	if !rep.DNS.SocketActivated || len(rep.DNS.Listen) != 1 || rep.DNS.Listen[0] != pc.LocalAddr().String() {
 		t.Errorf("DNS report %+v, want the activated socket %s", rep.DNS, pc.LocalAddr())
@@ -233,6 +252,51 @@ func reserve(t *testing.T) (string, func()) {
 	return pc.LocalAddr().String(), func() { pc.Close(); l.Close() }
 }
 
+// componentGoroutines returns the stacks of goroutines running the agent's
+// components (none may be left once Run returned).
+func componentGoroutines() string {
+	// A goroutine that has signalled its WaitGroup may not have exited yet;
+	// let such goroutines finish (a bounded number of yields, no timing).
+	var left string
+	for range 1000 {
+		if left = componentStacks(); left == "" {
+			return ""
+		}
+		runtime.Gosched()
+	}
+	return left
+}
+
+func componentStacks() string {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	var left []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "testing.tRunner") {
+			continue // a test's own goroutine
+		}
+		for _, pkg := range []string{"agent/dnsproxy.", "agent/status.", "agent/resolvconf.", "agent/xds.", "agent/daemon."} {
+			if strings.Contains(g, pkg) {
+				left = append(left, g)
+				break
+			}
+		}
+	}
+	return strings.Join(left, "\n\n")
+}
+
+// syncWriter serialises writes of the logger.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
 func openSockets(t *testing.T) int {
 	t.Helper()
 	fds, err := os.ReadDir("/proc/self/fd")
@@ -261,7 +325,7 @@ func TestStatusAddressInUse(t *testing.T) {
 	cfg.DNS.Listen = []string{dnsAddr}
 	cfg.Status.Listen = taken.Addr().String()
 
-	sockets, goroutines := openSockets(t), runtime.NumGoroutine()
+	sockets := openSockets(t)
 	err = run(context.Background(), cfg, "test", env)
 	if !errors.Is(err, syscall.EADDRINUSE) || !strings.Contains(err.Error(), "status.listen") {
 		t.Fatalf("want EADDRINUSE naming status.listen, got %v", err)
@@ -269,21 +333,36 @@ func TestStatusAddressInUse(t *testing.T) {
 	if n := openSockets(t); n != sockets {
 		t.Errorf("%d sockets open after the failed Run, %d before", n, sockets)
 	}
-	if n := runtime.NumGoroutine(); n > goroutines {
-		t.Errorf("%d goroutines after the failed Run, %d before", n, goroutines)
+	if g := componentGoroutines(); g != "" {
+		t.Errorf("goroutines of the agent's components left after the failed Run:\n%s", g)
 	}
 	release()
-	// Bound without SO_REUSEPORT: fails if any socket still holds the port.
-	pc, err := net.ListenPacket("udp4", dnsAddr)
-	if err != nil {
-		t.Fatalf("DNS port still taken over UDP: %v", err)
+	if held := listening(t, dnsAddr); len(held) > 0 {
+		t.Errorf("DNS port still held after the failed Run: %v", held)
 	}
-	pc.Close()
-	l, err := net.Listen("tcp4", dnsAddr)
-	if err != nil {
-		t.Fatalf("DNS port still taken over TCP: %v", err)
+}
+
+// listening returns the UDP sockets and TCP listeners bound to addr's port
+// on the host (/proc/net), whoever holds them: unlike a test bind, client
+// connections that happen to use the port as their own do not count.
+func listening(t *testing.T, addr string) []string {
+	t.Helper()
+	ap := netip.MustParseAddrPort(addr)
+	port := fmt.Sprintf(":%04X", ap.Port())
+	var held []string
+	for _, f := range []struct{ file, state string }{{"/proc/net/udp", ""}, {"/proc/net/tcp", "0A"}} {
+		data, err := os.ReadFile(f.file)
+		if err != nil {
+			t.Skipf("cannot read %s: %v", f.file, err)
+		}
+		for _, line := range strings.Split(string(data), "\n")[1:] {
+			fields := strings.Fields(line)
+			if len(fields) > 3 && strings.HasSuffix(fields[1], port) && (f.state == "" || fields[3] == f.state) {
+				held = append(held, f.file+": "+line)
+			}
+		}
 	}
-	l.Close()
+	return held
 }
 
 // TestComponentFailureStopsAll: a component failing once started stops the
@@ -300,12 +379,13 @@ func TestComponentFailureStopsAll(t *testing.T) {
 	if !errors.Is(err, boom) || !strings.Contains(err.Error(), "failing: boom") {
 		t.Fatalf("want the failing component's error, got %v", err)
 	}
-	if _, err := net.Dial("tcp", statusAddr); err == nil {
-		t.Errorf("status still accepts connections after Run returned")
+	if g := componentGoroutines(); g != "" {
+		t.Errorf("goroutines of the agent's components left after Run returned:\n%s", g)
 	}
-	if l, err := net.Listen("tcp4", dnsAddr); err != nil {
-		t.Errorf("DNS port still taken after Run returned: %v", err)
-	} else {
-		l.Close()
+	if _, err := net.Dial("tcp", statusAddr); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("status after Run returned: %v, want the connection refused", err)
+	}
+	if held := listening(t, dnsAddr); len(held) > 0 {
+		t.Errorf("DNS port still held after Run returned: %v", held)
 	}
 }

@@ -21,6 +21,7 @@ func (a *agent) report() status.Report {
 	r := status.Report{
 		Version:   a.version,
 		Mode:      a.mode(),
+		DataPlane: a.cfg.DataPlane,
 		DNS:       a.dns.Status(),
 		NameTable: a.tables.Status(),
 	}

@@ -114,6 +114,7 @@ type Manager struct {
 	ready     chan struct{}
 	readyOnce sync.Once
 	started   bool
+	rotating  sync.WaitGroup // the rotation loop Start runs
 }
 
 // New checks cfg and returns a Manager; nothing happens until Start. log is
@@ -267,8 +268,9 @@ func rotationTime(notBefore, notAfter time.Time, r float64) time.Time {
 // Start brings up the identity: a valid stored certificate is used as is;
 // otherwise one is requested with the token (retrying while the CA is
 // unavailable, until ctx ends). It then rotates the certificate in the
-// background until ctx is cancelled. When neither a valid certificate nor a
-// usable token exists, the error matches ErrRebootstrap.
+// background until ctx is cancelled; Wait waits for that to end. When
+// neither a valid certificate nor a usable token exists, the error matches
+// ErrRebootstrap.
 func (m *Manager) Start(ctx context.Context) error {
 	m.mu.Lock()
 	again := m.started
@@ -291,9 +293,18 @@ func (m *Manager) Start(ctx context.Context) error {
 		}
 		m.install(c, "token")
 	}
-	go m.rotateLoop(ctx)
+	m.rotating.Add(1)
+	go func() {
+		defer m.rotating.Done()
+		m.rotateLoop(ctx)
+	}()
 	return nil
 }
+
+// Wait returns once the rotation Start began has ended (its context was
+// cancelled), so that nothing writes the state directory any more. It
+// returns at once when Start did not succeed.
+func (m *Manager) Wait() { m.rotating.Wait() }
 
 // bootstrap obtains a certificate with the token and stores it.
 func (m *Manager) bootstrap(ctx context.Context, why error) (*issued, error) {

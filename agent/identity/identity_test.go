@@ -45,7 +45,10 @@ func startManager(t *testing.T, cfg Config) (*Manager, error) {
 	t.Helper()
 	m := newTestManager(t, cfg)
 	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
+	t.Cleanup(func() {
+		cancel()
+		m.Wait() // the rotation writes the test's directory until it ends
+	})
 	return m, m.Start(ctx)
 }
 

@@ -23,8 +23,11 @@ import (
 
 // Report is the agent's state as `onramp status` shows it.
 type Report struct {
-	Version      string       `json:"version"`
-	Mode         string       `json:"mode"` // "control-plane" or "static"
+	Version string `json:"version"`
+	Mode    string `json:"mode"` // "control-plane" or "static"
+	// DataPlane is the dataPlane setting: "proxy" when a proxy on the VM
+	// carries the mesh's VIPs, "none" otherwise.
+	DataPlane    string       `json:"dataPlane,omitempty"`
 	DNS          DNS          `json:"dns"`
 	ControlPlane ControlPlane `json:"controlPlane"`
 	Identity     Identity     `json:"identity"`
@@ -125,15 +128,23 @@ func Listen(addr string, src Sources, log hclog.Logger) (*Server, error) {
 // Addr is the address the server listens on.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
-// Serve serves until ctx ends.
+// Serve serves until ctx ends, and returns once the server has shut down.
 func (s *Server) Serve(ctx context.Context) error {
+	served, shutDown := make(chan struct{}), make(chan struct{})
 	go func() {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_ = s.srv.Shutdown(sctx)
+		defer close(shutDown)
+		select {
+		case <-ctx.Done():
+			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			_ = s.srv.Shutdown(sctx)
+		case <-served:
+		}
 	}()
-	if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	err := s.srv.Serve(s.ln)
+	close(served)
+	<-shutDown
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil
@@ -210,6 +221,9 @@ func (r Report) WriteText(w io.Writer) {
 	row := func(k, v string) { fmt.Fprintf(w, "%-16s %s\n", k+":", v) }
 	row("version", r.Version)
 	row("mode", r.Mode)
+	if r.DataPlane != "" {
+		row("data plane", r.DataPlane)
+	}
 	dns := fmt.Sprint(r.DNS.Listen)
 	if r.DNS.SocketActivated {
 		dns += " (sockets from systemd)"

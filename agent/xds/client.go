@@ -346,13 +346,18 @@ func (c *Client) stream(ctx context.Context) error {
 	defer conn.Close()
 
 	sctx, cancel := context.WithCancel(ctx)
-	defer cancel() // also ends the receiving goroutine
+	defer cancel()
 	stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).
 		StreamAggregatedResources(metadata.NewOutgoingContext(sctx, md))
 	if err != nil {
 		return err
 	}
-	s := &adsStream{c: c, stream: stream, recv: receive(sctx, stream)}
+	recv, received := receive(sctx, stream)
+	defer func() {
+		cancel() // ends the stream, and so the receiving goroutine
+		<-received
+	}()
+	s := &adsStream{c: c, stream: stream, recv: recv}
 	return s.run(ctx)
 }
 
@@ -376,14 +381,15 @@ type recvResult struct {
 }
 
 // receive passes every response of stream, and then its error, to the
-// returned channel until ctx is done.
-func receive(ctx context.Context, stream adsBidi) <-chan recvResult {
-	recv := make(chan recvResult, 1)
+// returned channel until ctx is done; done is closed when it has stopped.
+func receive(ctx context.Context, stream adsBidi) (recv <-chan recvResult, done <-chan struct{}) {
+	ch, stopped := make(chan recvResult, 1), make(chan struct{})
 	go func() {
+		defer close(stopped)
 		for {
 			resp, err := stream.Recv()
 			select {
-			case recv <- recvResult{resp, err}:
+			case ch <- recvResult{resp, err}:
 			case <-ctx.Done():
 				return
 			}
@@ -392,7 +398,7 @@ func receive(ctx context.Context, stream adsBidi) <-chan recvResult {
 			}
 		}
 	}()
-	return recv
+	return ch, stopped
 }
 
 // run subscribes, then answers responses and health changes until the

@@ -13,6 +13,7 @@ import (
 	"math/big"
 	"net"
 	"net/url"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -647,4 +648,44 @@ func TestUnusableTokenWithoutCertIsReported(t *testing.T) {
 		OnNameTable: func(string, *ndspb.NameTable) error { return nil }})
 	c.waitFor(t, "token error in status", func(st Status) bool { return strings.Contains(st.LastError, "istio-token expired") })
 	s.expectNothingYet(t) // the stream is never opened without credentials
+}
+
+// TestRunReturnsAfterItsGoroutines: once Run returned, no goroutine of the
+// client (the stream's receiver included) is left.
+func TestRunReturnsAfterItsGoroutines(t *testing.T) {
+	s := startADS(t, newTestPKI(t))
+	c, err := New(Config{Address: s.addr, ServerName: "istiod.istio-system.svc", Roots: s.pki.roots, Node: testNode(t),
+		Token: func() (string, error) { return "tok-1", nil }, OnNameTable: func(string, *ndspb.NameTable) error { return nil }}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	s.expect(t) // the stream is open, its receiver running
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// A goroutine that has signalled its end may not have exited yet: give
+	// it a bounded number of yields (no timing).
+	var left string
+	for range 1000 {
+		if left = clientGoroutines(); left == "" {
+			return
+		}
+		runtime.Gosched()
+	}
+	t.Errorf("left after Run returned:\n%s", left)
+}
+
+func clientGoroutines() string {
+	buf := make([]byte, 1<<20)
+	var left []string
+	for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+		if strings.Contains(g, "agent/xds.receive") || strings.Contains(g, "agent/xds.(*Client)") {
+			left = append(left, g)
+		}
+	}
+	return strings.Join(left, "\n\n")
 }

@@ -16,6 +16,7 @@ import (
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
 	networkingv1alpha3 "istio.io/api/networking/v1alpha3"
 
+	"github.com/onramp-mesh/onramp/agent/nametable"
 	"github.com/onramp-mesh/onramp/installer/bundle"
 )
 
@@ -43,7 +44,7 @@ const (
 
 // dnsDomainSuffix is the cluster domain in the node id's DNS domain part
 // (<namespace>.svc.cluster.local), as Istio's agent writes it.
-const dnsDomainSuffix = "svc.cluster.local"
+const dnsDomainSuffix = "svc." + nametable.DefaultClusterDomain
 
 // UserAgentName is the node's user_agent_name.
 const UserAgentName = "onramp"

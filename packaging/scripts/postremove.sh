@@ -1,10 +1,34 @@
 #!/bin/sh
-# deb: purge also removes the state (key, certificates, last name table).
+# onramp postremove (deb postrm: remove|purge|upgrade NEW|...; rpm %postun:
+# $1 = 0 erase, 1 upgrade).
+#
+# deb remove: the configuration, the bundle and the state stay (dpkg keeps
+# conffiles until purge). deb purge: everything goes: the state (private key,
+# certificates, the last name table, the redirect record), /etc/onramp with
+# the bundle and its token, and the onramp user and group.
+# rpm erase: rpm never passes "purge", so erase removes the secrets and the
+# state, like purge: /var/lib/onramp and /etc/onramp/bundle (the private key
+# and the istio-token must not outlive the package). rpm itself keeps a
+# modified onramp.yaml as onramp.yaml.rpmsave, and the user and group stay
+# (Fedora's rule: a uid is never handed out again while files may carry it);
+# `onramp uninstall --purge` before `rpm -e` removes them too.
 set -e
 if [ -d /run/systemd/system ]; then
 	systemctl daemon-reload >/dev/null 2>&1 || true
 fi
-if [ "$1" = "purge" ]; then
-	rm -rf /var/lib/onramp
-fi
+case "$1" in
+purge)
+	rm -rf /var/lib/onramp /etc/onramp
+	if getent passwd onramp >/dev/null; then
+		userdel onramp >/dev/null 2>&1 || true
+	fi
+	if getent group onramp >/dev/null; then
+		groupdel onramp >/dev/null 2>&1 || true
+	fi
+	;;
+0)
+	rm -rf /var/lib/onramp /etc/onramp/bundle
+	rmdir /etc/onramp 2>/dev/null || true
+	;;
+esac
 exit 0

@@ -1,5 +1,7 @@
 #!/bin/sh
-# Create the system user the agent runs as (deb: install/upgrade; rpm: $1 = 1 or 2).
+# onramp preinstall (deb preinst: install|upgrade OLD; rpm %pre: $1 = 1 install, 2 upgrade).
+# Create the system user and group the agent runs as, before the files that
+# name them are unpacked.
 set -e
 if ! getent group onramp >/dev/null; then
 	groupadd --system onramp

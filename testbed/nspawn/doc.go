@@ -4,10 +4,14 @@
 // namespace of their own whose one veth leads to a namespace the test
 // controls.
 //
-//	if err := nspawn.Available(); err != nil {
-//		t.Skip(err) // not root, or systemd-nspawn/debootstrap/zstd missing
-//	}
-//	root, err := nspawn.Rootfs(ctx, "bookworm") // or "trixie"; cached under CacheDir
+// In a test, ForTest does it all (skip when not root or tools are missing,
+// build or reuse the rootfs, boot, stop when the test ends):
+//
+//	m := nspawn.ForTest(t, "bookworm", nspawn.Opts{}) // or "trixie"
+//
+// or step by step:
+//
+//	root, err := nspawn.Rootfs(ctx, "bookworm") // cached under CacheDir
 //	m, err := nspawn.Boot(ctx, nspawn.Opts{Root: root,
 //		Binds: []nspawn.Bind{{Src: "bin/onramp", Dst: "/usr/bin/onramp"}}})
 //	defer m.Stop()

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -46,15 +47,24 @@ type Opts struct {
 	// Addr and PeerAddr are the addresses of the two ends (defaults
 	// 10.213.0.2/24 and 10.213.0.1/24). The peer is the machine's default route.
 	Addr, PeerAddr netip.Prefix
+	// Addr6 and PeerAddr6, when both set, add IPv6 addresses (usable at once,
+	// no duplicate detection) and the peer as the IPv6 default route.
+	Addr6, PeerAddr6 netip.Prefix
 	// StateDir, when set, holds a writable layer over Root that outlives the
 	// machine: files written in one boot are there in the next Boot with the
 	// same StateDir, and Reboot keeps them. When empty the machine boots with
 	// --volatile=overlay and every change is lost at Stop.
 	StateDir string
+	// DNS are the name servers the machine's network gives it, as DHCP
+	// would: with resolved, host0's per-link servers (set again whenever
+	// resolved restarts, as networkd would); with NoResolved, the nameserver
+	// lines of /etc/resolv.conf. None by default.
+	DNS []netip.Addr
 	// NoResolved boots the machine as a host without systemd-resolved: the
 	// service is masked and /etc/resolv.conf is a plain file with ResolvConf.
 	NoResolved bool
-	// ResolvConf is that file's content (default: "nameserver PEER").
+	// ResolvConf is that file's content (default: a nameserver line for each
+	// of DNS, or for PeerAddr when DNS is empty).
 	ResolvConf string
 	// Timeout bounds the boot (default 60s).
 	Timeout time.Duration
@@ -67,6 +77,8 @@ type Machine struct {
 	NS       *netns.NS // the machine's own network namespace
 	Addr     netip.Addr
 	PeerAddr netip.Addr
+	// PeerLink is the name of the veth's end in Peer (for tc netem, say).
+	PeerLink string
 	// State is what `systemctl is-system-running` said once boot finished:
 	// running or degraded.
 	State string
@@ -74,9 +86,11 @@ type Machine struct {
 	opts    Opts
 	ownPeer bool
 	merged  string // the overlay mount for StateDir
+	tmp     string // host files bound into the machine
 
 	mu      sync.Mutex
-	cmd     *exec.Cmd
+	cmd     *exec.Cmd // unshare, which runs nspawn
+	nspawn  *os.Process
 	init    *os.Process
 	initPID int
 	exited  chan struct{}
@@ -90,7 +104,7 @@ func Available() error {
 	}
 	for _, tool := range []struct{ bin, pkg string }{
 		{"systemd-nspawn", "systemd-container"}, {"debootstrap", "debootstrap"}, {"zstd", "zstd"},
-		{"nsenter", "util-linux"}, {"tar", "tar"},
+		{"nsenter", "util-linux"}, {"unshare", "util-linux"}, {"tar", "tar"},
 	} {
 		if _, err := exec.LookPath(tool.bin); err != nil {
 			return fmt.Errorf("nspawn: %s is not installed: apt-get install %s (make deps)", tool.bin, tool.pkg)
@@ -123,7 +137,13 @@ func Boot(ctx context.Context, o Opts) (*Machine, error) {
 		o.PeerAddr = netip.MustParsePrefix("10.213.0.1/24")
 	}
 	if o.ResolvConf == "" {
-		o.ResolvConf = "nameserver " + o.PeerAddr.Addr().String() + "\n"
+		servers := o.DNS
+		if len(servers) == 0 {
+			servers = []netip.Addr{o.PeerAddr.Addr()}
+		}
+		for _, a := range servers {
+			o.ResolvConf += "nameserver " + a.String() + "\n"
+		}
 	}
 	if o.Timeout == 0 {
 		o.Timeout = 60 * time.Second
@@ -132,6 +152,12 @@ func Boot(ctx context.Context, o Opts) (*Machine, error) {
 	if err := m.network(); err != nil {
 		m.Stop()
 		return nil, err
+	}
+	if len(o.DNS) > 0 && !o.NoResolved {
+		if err := m.linkDNSUnit(); err != nil {
+			m.Stop()
+			return nil, err
+		}
 	}
 	if o.StateDir != "" {
 		if err := m.mountState(); err != nil {
@@ -159,14 +185,59 @@ func (m *Machine) network() error {
 		}
 		m.ownPeer = true
 	}
-	if err := netns.ConnectNamed(m.NS, "host0", m.opts.Addr, m.Peer, netns.UniqueName("ve"), m.opts.PeerAddr); err != nil {
+	m.PeerLink = netns.UniqueName("ve")
+	if err := netns.ConnectNamed(m.NS, "host0", m.opts.Addr, m.Peer, m.PeerLink, m.opts.PeerAddr); err != nil {
 		return err
 	}
-	if out, err := exec.Command("ip", "-n", m.NS.Name, "route", "add", "default", "via", m.PeerAddr.String(), "dev", "host0").CombinedOutput(); err != nil {
-		return fmt.Errorf("nspawn: default route: %v: %s", err, out)
+	steps := [][]string{{"-n", m.NS.Name, "route", "add", "default", "via", m.PeerAddr.String(), "dev", "host0"}}
+	if a, p := m.opts.Addr6, m.opts.PeerAddr6; a.IsValid() && p.IsValid() {
+		steps = append(steps,
+			[]string{"-n", m.NS.Name, "-6", "addr", "add", a.String(), "dev", "host0", "nodad"},
+			[]string{"-n", m.Peer.Name, "-6", "addr", "add", p.String(), "dev", m.PeerLink, "nodad"},
+			[]string{"-n", m.NS.Name, "-6", "route", "add", "default", "via", p.Addr().String(), "dev", "host0"})
+	}
+	for _, s := range steps {
+		if out, err := exec.Command("ip", s...).CombinedOutput(); err != nil {
+			return fmt.Errorf("nspawn: ip %s: %v: %s", strings.Join(s, " "), err, out)
+		}
 	}
 	return nil
 }
+
+// linkDNSUnit makes a unit that gives host0 its DNS servers in resolved,
+// started at boot and again whenever resolved restarts (PartOf), and binds it
+// into the machine.
+func (m *Machine) linkDNSUnit() error {
+	dir, err := os.MkdirTemp("", "onramp-nspawn-")
+	if err != nil {
+		return err
+	}
+	m.tmp = dir
+	servers := make([]string, len(m.opts.DNS))
+	for i, a := range m.opts.DNS {
+		servers[i] = a.String()
+	}
+	unit := fmt.Sprintf(`[Unit]
+Description=DNS servers of host0, as the network gave them
+After=systemd-resolved.service
+PartOf=systemd-resolved.service
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/bin/resolvectl dns host0 %s
+`, strings.Join(servers, " "))
+	name := linkDNSUnit
+	if err := os.WriteFile(filepath.Join(dir, name), []byte(unit), 0o644); err != nil {
+		return err
+	}
+	m.opts.Binds = append(slices.Clip(m.opts.Binds), Bind{Src: filepath.Join(dir, name), Dst: "/etc/systemd/system/" + name})
+	m.opts.Args = append(slices.Clip(m.opts.Args), "systemd.wants="+name)
+	return nil
+}
+
+// linkDNSUnit is the unit that sets Opts.DNS on host0.
+const linkDNSUnit = "onramp-testbed-link-dns.service"
 
 // mountState mounts StateDir's writable layer over Root at StateDir/root.
 func (m *Machine) mountState() error {
@@ -214,7 +285,12 @@ func (m *Machine) start(ctx context.Context) error {
 	args = append(args, kargs...)
 
 	m.console = &console{}
-	cmd := exec.Command("systemd-nspawn", args...)
+	// nspawn runs as PID 1 of a pid namespace of its own, which holds the
+	// machine's. If this process dies, unshare dies (Pdeathsig), then nspawn
+	// (--kill-child), and with it every process of the machine: a machine
+	// never outlives its test, even one killed by a timeout. (A killed nspawn
+	// alone leaves its machine running.)
+	cmd := exec.Command("unshare", append([]string{"--pid", "--fork", "--kill-child=SIGKILL", "systemd-nspawn"}, args...)...)
 	cmd.Stdout, cmd.Stderr = m.console, m.console
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -243,18 +319,27 @@ func (m *Machine) start(ctx context.Context) error {
 	return nil
 }
 
-// findInit finds the machine's PID 1 among nspawn's children.
+// findInit finds nspawn (unshare's child) and the machine's PID 1 (nspawn's
+// child that is PID 1 of the innermost of three pid namespaces).
 func (m *Machine) findInit(ctx context.Context) error {
 	for {
-		if pid := initOf(m.cmd.Process.Pid); pid > 0 {
-			p, err := os.FindProcess(pid) // a pidfd: signals never reach a reused pid
-			if err != nil {
-				return err
+		if nspawn := childWhere(m.cmd.Process.Pid, 2); nspawn > 0 {
+			if pid := childWhere(nspawn, 3); pid > 0 {
+				// pidfds: signals never reach a reused pid.
+				np, err := os.FindProcess(nspawn)
+				if err != nil {
+					return err
+				}
+				p, err := os.FindProcess(pid)
+				if err != nil {
+					np.Release()
+					return err
+				}
+				m.mu.Lock()
+				m.nspawn, m.init, m.initPID = np, p, pid
+				m.mu.Unlock()
+				return nil
 			}
-			m.mu.Lock()
-			m.init, m.initPID = p, pid
-			m.mu.Unlock()
-			return nil
 		}
 		select {
 		case <-m.exited:
@@ -266,10 +351,10 @@ func (m *Machine) findInit(ctx context.Context) error {
 	}
 }
 
-// initOf returns the pid of the child of nspawnPID that is PID 1 of its own
-// pid namespace, or 0.
-func initOf(nspawnPID int) int {
-	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", nspawnPID))
+// childWhere returns the pid of a child of parent that is PID 1 of a pid
+// namespace depth levels below the host's, or 0.
+func childWhere(parent, depth int) int {
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", parent))
 	for _, t := range tasks {
 		data, _ := os.ReadFile(t)
 		for _, f := range strings.Fields(string(data)) {
@@ -277,7 +362,7 @@ func initOf(nspawnPID int) int {
 			status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 			for _, line := range strings.Split(string(status), "\n") {
 				if ids, ok := strings.CutPrefix(line, "NSpid:"); ok {
-					if f := strings.Fields(ids); len(f) > 1 && f[len(f)-1] == "1" {
+					if f := strings.Fields(ids); len(f) == depth && f[depth-1] == "1" {
 						return pid
 					}
 				}
@@ -431,23 +516,26 @@ func (m *Machine) Reboot(ctx context.Context) error {
 // takes too long, kills nspawn and the machine's whole pid namespace.
 func (m *Machine) shutdown() error {
 	m.mu.Lock()
-	cmd, exited, init := m.cmd, m.exited, m.init
-	m.cmd, m.init, m.initPID = nil, nil, 0
+	cmd, exited, nspawn, init := m.cmd, m.exited, m.nspawn, m.init
+	m.cmd, m.nspawn, m.init, m.initPID = nil, nil, nil, 0
 	m.mu.Unlock()
 	if cmd == nil {
 		return nil
 	}
-	cmd.Process.Signal(syscall.SIGTERM)
+	if nspawn != nil {
+		nspawn.Signal(syscall.SIGTERM)
+		nspawn.Release()
+	}
 	var err error
 	select {
 	case <-exited:
 	case <-time.After(15 * time.Second):
 		err = fmt.Errorf("nspawn: machine %s did not power off in 15s; killed", m.Name)
-		cmd.Process.Kill()
 	}
+	// Killing unshare kills nspawn, the PID 1 of the namespace that holds
+	// every process of the machine.
+	cmd.Process.Kill()
 	if init != nil {
-		// Killing PID 1 of a pid namespace kills every process in it.
-		init.Kill()
 		init.Release()
 	}
 	<-exited
@@ -464,6 +552,10 @@ func (m *Machine) Stop() error {
 			unix.Unmount(m.merged, unix.MNT_DETACH)
 		}
 		m.merged = ""
+	}
+	if m.tmp != "" {
+		os.RemoveAll(m.tmp)
+		m.tmp = ""
 	}
 	if m.NS != nil {
 		m.NS.Close()

@@ -23,7 +23,7 @@ var CacheDir = "/var/cache/onramp-testbed"
 
 // recipe changes whenever the way a rootfs is made changes, so that caches
 // made the old way are not reused.
-const recipe = "3"
+const recipe = "4"
 
 // Packages is what every rootfs holds on top of debootstrap's minbase: a
 // systemd host with D-Bus and systemd-resolved (a separate package since
@@ -157,12 +157,16 @@ func prepare(root string) error {
 	for _, timer := range []string{"apt-daily.timer", "apt-daily-upgrade.timer", "dpkg-db-backup.timer", "e2scrub_all.timer", "fstrim.timer"} {
 		os.Remove(p("etc/systemd/system/timers.target.wants/" + timer))
 	}
-	// The package caches and lists are the bulk of a fresh tree and useless
-	// without a network: local packages install without them.
-	for _, glob := range []string{"var/cache/apt/archives/*.deb", "var/cache/apt/*.bin", "var/lib/apt/lists/*_Packages", "var/lib/apt/lists/*_InRelease", "var/log/*.log"} {
+	// The package caches and lists are useless without a network (local
+	// packages install without them), and documentation, manuals and
+	// translations are a third of the tree; packages installed later keep
+	// theirs.
+	for _, glob := range []string{"var/cache/apt/archives/*.deb", "var/cache/apt/*.bin", "var/lib/apt/lists/*_Packages",
+		"var/lib/apt/lists/*_InRelease", "var/log/*.log", "usr/share/doc/*", "usr/share/man/*", "usr/share/info/*",
+		"usr/share/locale/*/"} {
 		matches, _ := filepath.Glob(p(glob))
 		for _, m := range matches {
-			os.Remove(m)
+			os.RemoveAll(m)
 		}
 	}
 	return os.WriteFile(p(".onramp-rootfs"), []byte("onramp testbed rootfs\n"), 0o644)

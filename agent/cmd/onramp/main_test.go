@@ -323,6 +323,15 @@ func TestNameTableCheck(t *testing.T) {
 	if !strings.Contains(stderr, "2 problem(s)") || strings.Contains(stdout, `"a.example"`) {
 		t.Errorf("entries without addresses: stdout %q, stderr %q", stdout, stderr)
 	}
+	stdout, _, code = cli(t, "nametable", "check", "-o", "json", noaddr)
+	var r struct {
+		OK       bool
+		Hosts    int
+		Problems []string
+	}
+	if err := json.Unmarshal([]byte(stdout), &r); err != nil || code != exitFailed || r.OK || len(r.Problems) != 2 {
+		t.Errorf("-o json: exit %d, %v, %+v", code, err, r)
+	}
 	_, stderr, code = cli(t, "nametable", "check", filepath.Join(dir, "absent.json"))
 	if code != exitFailed || !strings.Contains(stderr, "absent.json: no such file") {
 		t.Errorf("missing file: exit %d, %q", code, stderr)

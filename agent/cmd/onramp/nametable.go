@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 
 	"github.com/spf13/cobra"
 
@@ -31,26 +32,33 @@ serves. Every problem is reported, each naming its entry; an entry with no
 address is a problem (the agent would skip it). The exit status is 1 when
 there is any.`,
 		Example: `  onramp nametable check table.json
-  onramp nametable check --namespace bookinfo table.json`,
+  onramp nametable check --namespace bookinfo table.json
+  onramp nametable check table.json -o json | jq -r '.problems[]'`,
 		Args: exactArgs("FILE.json"),
 	}
 	cmd.Flags().StringVar(&hc.Namespace, "namespace", "default", "the proxy's `NAMESPACE`, for short names")
 	cmd.Flags().StringVar(&hc.ClusterDomain, "cluster-domain", hc.ClusterDomain, "the mesh's cluster `DOMAIN`")
+	out := addOutputFlag(cmd)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if err := out.check(); err != nil {
+			return err
+		}
 		path := args[0]
 		t, err := nametable.LoadJSON(path)
 		if err != nil {
 			return err
 		}
 		ix, problems := nametable.Lint(t, hc, nametable.Options{})
-		w := cmd.OutOrStdout()
-		for _, p := range problems {
-			fmt.Fprintf(w, "%s: %s\n", path, p)
+		r := tableCheck{File: path, OK: len(problems) == 0, Hosts: ix.Hosts(), Names: ix.Len(), Problems: problems}
+		if r.Problems == nil {
+			r.Problems = []string{}
 		}
-		if len(problems) > 0 {
+		if err := out.print(cmd.OutOrStdout(), r, r.writeText); err != nil {
+			return err
+		}
+		if !r.OK {
 			return fmt.Errorf("%s: %d problem(s)", path, len(problems))
 		}
-		fmt.Fprintf(w, "%s: ok, %d hosts, %d names answered\n", path, ix.Hosts(), ix.Len())
 		return nil
 	}
 	cmd.ValidArgsFunction = func(_ *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
@@ -60,6 +68,24 @@ there is any.`,
 		return []string{"json"}, cobra.ShellCompDirectiveFilterFileExt
 	}
 	return cmd
+}
+
+// tableCheck is the result of nametable check.
+type tableCheck struct {
+	File     string   `json:"file"`
+	OK       bool     `json:"ok"`
+	Hosts    int      `json:"hosts"` // entries of the table
+	Names    int      `json:"names"` // names the agent would answer
+	Problems []string `json:"problems"`
+}
+
+func (r tableCheck) writeText(w io.Writer) {
+	for _, p := range r.Problems {
+		fmt.Fprintf(w, "%s: %s\n", r.File, p)
+	}
+	if r.OK {
+		fmt.Fprintf(w, "%s: ok, %d hosts, %d names answered\n", r.File, r.Hosts, r.Names)
+	}
 }
 
 func newNameTableShowCmd() *cobra.Command {

@@ -89,6 +89,7 @@ WorkloadEntry, and serves the mesh's names from a local caching DNS proxy.`,
 			newStatusCmd(),
 			newLookupCmd(),
 			newNameTableCmd(),
+			newDoctorCmd(),
 		}},
 		{"other", "Other commands:", []*cobra.Command{
 			newVersionCmd(),

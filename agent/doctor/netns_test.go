@@ -1,0 +1,261 @@
+package doctor_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/onramp-mesh/onramp/agent/doctor"
+	"github.com/onramp-mesh/onramp/testbed/harness"
+	"github.com/onramp-mesh/onramp/testbed/netns"
+)
+
+// The hosts of these tests: a VM namespace running the real agent, and an
+// upstream namespace running dnsmasq, joined by a veth pair.
+const (
+	vmAddr       = "10.77.0.1"
+	upstreamAddr = "10.77.0.2"
+	statusAddr   = "127.0.0.1:15020"
+	publicName   = "public.test"
+	publicAddr   = "10.77.0.80"
+)
+
+// table is the static name table the agent serves: a Kubernetes service and
+// a ServiceEntry host known only by an auto-allocated VIP.
+const table = `{"table": {
+  "productpage.ns1.svc.cluster.local": {"ips": ["10.96.0.12"], "registry": "Kubernetes", "shortname": "productpage", "namespace": "ns1"},
+  "api.stripe.com": {"ips": ["240.240.0.7"], "registry": "External"}
+}}`
+
+var bin harness.Binaries
+
+func TestMain(m *testing.M) {
+	code := func() int {
+		if netns.Available() != nil {
+			return m.Run() // the tests skip
+		}
+		repo, err := harness.RepoRoot()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		dir, err := os.MkdirTemp("", "onramp-doctor-bin-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		if bin, err = harness.Build(context.Background(), repo, dir); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		return m.Run()
+	}()
+	os.Exit(code)
+}
+
+// host is the VM namespace with its upstream.
+type host struct {
+	t        *testing.T
+	ctx      context.Context
+	vm, up   *netns.NS
+	work     string
+	tableRaw string
+}
+
+func newHost(t *testing.T) *host {
+	t.Helper()
+	if err := netns.Available(); err != nil {
+		t.Skip(err)
+	}
+	for _, tool := range []string{"dnsmasq", "getent"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s is not installed: %v", tool, err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	t.Cleanup(cancel)
+	h := &host{t: t, ctx: ctx, work: t.TempDir()}
+	var err error
+	if h.vm, err = netns.New(netns.UniqueName("docvm")); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.vm.Close() })
+	if h.up, err = netns.New(netns.UniqueName("docup")); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.up.Close() })
+	if err := netns.Connect(h.vm, netip.MustParsePrefix(vmAddr+"/24"), h.up, netip.MustParsePrefix(upstreamAddr+"/24")); err != nil {
+		t.Fatal(err)
+	}
+	// The upstream knows public.test and nothing else.
+	dm, err := harness.Start("dnsmasq", h.up, nil, "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--pid-file=",
+		"--no-resolv", "--no-hosts", "--bind-interfaces", "--listen-address="+upstreamAddr, "--except-interface=lo",
+		"--user=root", "--address=/"+publicName+"/"+publicAddr, "--log-queries", "--log-facility=-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(dm.Stop)
+	h.tableRaw = filepath.Join(h.work, "table.json")
+	if err := os.WriteFile(h.tableRaw, []byte(table), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// A stand-in for a working redirect: the agent listens on 127.0.0.1:53
+	// and the VM's resolv.conf names 127.0.0.1, so glibc asks onramp first.
+	h.resolvConf("nameserver 127.0.0.1\n")
+	return h
+}
+
+func (h *host) resolvConf(content string) {
+	h.t.Helper()
+	if err := h.vm.SetResolvConf(content); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// startAgent runs the real agent in the VM with the static table, its DNS on
+// 127.0.0.1:53, the upstream named explicitly (resolv.conf names the agent
+// itself), and no redirect of its own.
+func (h *host) startAgent(dataPlane string) *harness.Agent {
+	h.t.Helper()
+	state := filepath.Join(h.work, "state-"+dataPlane)
+	if err := os.MkdirAll(state, 0o700); err != nil {
+		h.t.Fatal(err)
+	}
+	a, err := harness.StartAgent(bin, h.vm, "127.0.0.1:53", statusAddr, state, nil,
+		"--name-table", h.tableRaw, "--upstream", upstreamAddr+":53", "--redirect", "none", "--data-plane", dataPlane)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(func() {
+		a.Stop()
+		if h.t.Failed() {
+			h.t.Logf("agent log:\n%s", harness.Tail(a.Output(), 30))
+		}
+	})
+	if err := a.WaitReady(h.ctx, 20*time.Second); err != nil {
+		h.t.Fatal(err)
+	}
+	return a
+}
+
+// doctor runs `onramp doctor -o json` in the VM and returns its report and
+// exit status.
+func (h *host) doctor() (doctor.Report, int) {
+	h.t.Helper()
+	cmd := h.vm.Command(h.ctx, bin.Onramp, "doctor", "--addr", statusAddr, "--public-name", publicName, "--timeout", "10s", "-o", "json")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		h.t.Fatal(err)
+	}
+	var rep doctor.Report
+	if err := json.Unmarshal(out, &rep); err != nil {
+		h.t.Fatalf("doctor -o json: %v\n%s\nstderr: %s", err, out, stderr.String())
+	}
+	h.t.Logf("doctor: exit %d\n%s", code, text(rep))
+	return rep, code
+}
+
+// getent is an application on the VM looking name up.
+func (h *host) getent(name string) string {
+	out, _ := h.vm.Command(h.ctx, "getent", "ahosts", name).Output()
+	return string(out)
+}
+
+func text(rep doctor.Report) string {
+	var b strings.Builder
+	rep.WriteText(&b)
+	return b.String()
+}
+
+func status(rep doctor.Report) map[string]doctor.Status {
+	m := map[string]doctor.Status{}
+	for _, c := range rep.Checks {
+		m[c.Name] = c.Status
+	}
+	return m
+}
+
+// TestDoctorNamesTheBrokenLink: a healthy path, then the redirect removed
+// behind the agent's back, then the agent stopped.
+func TestDoctorNamesTheBrokenLink(t *testing.T) {
+	h := newHost(t)
+	agent := h.startAgent("proxy")
+
+	rep, code := h.doctor()
+	st := status(rep)
+	if code != 0 || !rep.Healthy || st[doctor.CheckAgent] != doctor.OK || st[doctor.CheckMeshName] != doctor.OK ||
+		st[doctor.CheckPublicName] != doctor.OK || st[doctor.CheckLoop] != doctor.OK || st[doctor.CheckVIPs] != doctor.OK {
+		t.Fatalf("healthy path: exit %d, %v", code, st)
+	}
+	// The agent runs with --redirect none: doctor must not call that a pass.
+	if st[doctor.CheckRedirect] == doctor.OK {
+		t.Errorf("redirect: %s, want unknown or warn with no redirect of the agent's own", st[doctor.CheckRedirect])
+	}
+	mesh := rep.Check(doctor.CheckMeshName)
+	if mesh.Facts["name"] != "productpage.ns1.svc.cluster.local." || fmt.Sprint(mesh.Facts["got"]) != "[10.96.0.12]" {
+		t.Errorf("mesh-name facts %v", mesh.Facts)
+	}
+	if before, after := mesh.Facts["meshAnswersBefore"].(float64), mesh.Facts["meshAnswersAfter"].(float64); after <= before {
+		t.Errorf("mesh answers %v -> %v: the lookup did not reach onramp", before, after)
+	}
+	if got := rep.Check(doctor.CheckPublicName).Facts["got"]; fmt.Sprint(got) != "["+publicAddr+"]" {
+		t.Errorf("public-name got %v", got)
+	}
+
+	// The redirect removed behind the agent's back: resolv.conf names only the upstream.
+	h.resolvConf("nameserver " + upstreamAddr + "\n")
+	rep, code = h.doctor()
+	if code != 1 || rep.Healthy || rep.Broken != doctor.CheckMeshName {
+		t.Fatalf("redirect removed: exit %d, broken %q, %v", code, rep.Broken, status(rep))
+	}
+	if fix := rep.Check(doctor.CheckMeshName).Fix; !strings.Contains(fix, "/etc/resolv.conf names "+upstreamAddr) || !strings.Contains(fix, "onramp listens on 127.0.0.1:53") {
+		t.Errorf("fix: %q", fix)
+	}
+	if s := rep.Check(doctor.CheckPublicName).Status; s != doctor.OK {
+		t.Errorf("public name through the upstream alone: %s", s)
+	}
+
+	// The agent stopped.
+	h.resolvConf("nameserver 127.0.0.1\n")
+	agent.Stop()
+	rep, code = h.doctor()
+	if code != 1 || rep.Broken != doctor.CheckAgent || !strings.Contains(rep.Check(doctor.CheckAgent).Fix, "systemctl start onramp") {
+		t.Fatalf("agent stopped: exit %d, broken %q, %+v", code, rep.Broken, rep.Check(doctor.CheckAgent))
+	}
+	if out := text(rep); !strings.Contains(out, "FAIL  agent        no agent answers on "+statusAddr) || !strings.Contains(out, "\nbroken: agent: ") {
+		t.Errorf("text:\n%s", out)
+	}
+}
+
+// TestDoctorWarnsOfVIPsWithoutAProxy: with dataPlane none, an application on
+// the VM looks up a name the mesh knows only by an auto-allocated VIP; doctor
+// warns and the path stays healthy.
+func TestDoctorWarnsOfVIPsWithoutAProxy(t *testing.T) {
+	h := newHost(t)
+	h.startAgent("none")
+	out := h.getent("api.stripe.com")
+	t.Logf("getent ahosts api.stripe.com: %q", out)
+	rep, code := h.doctor()
+	c := rep.Check(doctor.CheckVIPs)
+	if code != 0 || !rep.Healthy || c.Status != doctor.Warn || c.Fix == "" {
+		t.Fatalf("exit %d, vips %+v", code, c)
+	}
+	if c.Facts["dataPlane"] != "none" {
+		t.Errorf("facts %v", c.Facts)
+	}
+}
