@@ -169,7 +169,7 @@ func (n *nft) applyLocked() error {
 	if err := writeTable(c, n.cfg.Table, p, v4, v6); err != nil {
 		return n.failLocked(st, err)
 	}
-	st.Active, st.Applied = true, time.Now()
+	st.InPlace, st.Applied = true, time.Now()
 	n.state = st
 	return record(n.cfg.StateDir, st)
 }

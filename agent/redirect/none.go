@@ -35,7 +35,7 @@ func (n *noRedirect) Apply(_ context.Context, p Plan) error {
 func (n *noRedirect) State() State {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return State{Backend: None, Reason: n.reason, Listen: addrStrings(n.plan.Listen), Domains: slices.Clone(n.plan.Domains)}
+	return State{Backend: None, Reason: n.reason, LastError: n.reason, Listen: addrStrings(n.plan.Listen), Domains: slices.Clone(n.plan.Domains)}
 }
 
 func (n *noRedirect) Remove(context.Context) error { return nil }

@@ -25,7 +25,8 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
-	"time"
+
+	"github.com/onramp-mesh/onramp/agent/status"
 )
 
 // Backend names, as config's redirect.mode spells them.
@@ -106,45 +107,11 @@ type Watcher interface {
 	Run(ctx context.Context) error
 }
 
-// State is what a backend put in place, as `onramp redirect status` and
-// `onramp status` show it and as the record under StateDir/redirect keeps
-// it. It is the same for every backend; fields that do not apply are empty.
-type State struct {
-	// Backend is resolved, nftables or none.
-	Backend string `json:"backend"`
-	// Active is true while the plan is in place.
-	Active bool `json:"active"`
-	// Reason says why there is no redirect (backend none), or what failed.
-	Reason string `json:"reason,omitempty"`
-	// Listen, Domains and CaptureAll are the plan in place.
-	Listen     []string `json:"listen,omitempty"`
-	Domains    []string `json:"domains,omitempty"`
-	CaptureAll bool     `json:"captureAll,omitempty"`
-	Mark       uint32   `json:"mark,omitempty"`
-
-	// Table is the nftables table onramp owns (family inet), Nameservers the
-	// addresses whose port-53 traffic it redirects.
-	Table       string   `json:"table,omitempty"`
-	Nameservers []string `json:"nameservers,omitempty"`
-	// Repairs counts the times the table was found missing or changed and
-	// restored.
-	Repairs int `json:"repairs,omitempty"`
-
-	// Link and Ifindex name the link resolved routes the mesh's domains
-	// through; LinkCreated says onramp created it (and deletes it on removal).
-	Link        string `json:"link,omitempty"`
-	Ifindex     int    `json:"ifindex,omitempty"`
-	LinkCreated bool   `json:"linkCreated,omitempty"`
-	LinkKind    string `json:"linkKind,omitempty"`
-	// Upstreams are resolved's real servers on the other links, which the
-	// proxy forwards non-mesh names to.
-	Upstreams []string `json:"upstreams,omitempty"`
-
-	// Applied is when the plan was last applied.
-	Applied time.Time `json:"applied,omitzero"`
-	// LastError is the last failure to apply or keep the plan in place.
-	LastError string `json:"lastError,omitempty"`
-}
+// State is what a backend put in place, as `onramp redirect status`,
+// `onramp status` and `onramp doctor` show it and as the record under
+// StateDir/redirect keeps it. It is defined in agent/status, whose report
+// carries it; fields that do not apply to a backend are empty.
+type State = status.Redirect
 
 func addrStrings(a []netip.AddrPort) []string {
 	out := make([]string, len(a))

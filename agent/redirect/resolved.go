@@ -207,7 +207,7 @@ func (r *res) applyLocked(ctx context.Context) error {
 	if err := configureLink(ctx, conn, l.index, servers, st.Domains, p.CaptureAll); err != nil {
 		return r.failLocked(st, err)
 	}
-	st.Active, st.Applied = true, time.Now()
+	st.InPlace, st.Applied = true, time.Now()
 	r.state = st
 	r.refreshUpstreamsLocked(ctx)
 	return record(r.cfg.StateDir, r.state)
