@@ -224,11 +224,15 @@ func TestSocketActivation(t *testing.T) {
 }
 
 func TestBadTableFileIsAClearError(t *testing.T) {
-	cfg, env := testConfig(t, `{"table": {"bad.example": {"ips": ["not-an-ip"]}}}`)
+	// A table file that does not decode is an error naming the file. (One
+	// that decodes is served, what cannot be served of it skipped.)
+	cfg, env := testConfig(t, `{"table": {"bad.example": {"ips": 10}}}`)
 	cfg.Status.Listen = "off"
-	err := run(context.Background(), cfg, "test", env)
-	if err == nil || !strings.Contains(err.Error(), "table.json") || !strings.Contains(err.Error(), "not-an-ip") {
-		t.Fatalf("want an error naming the file and the bad IP, got %v", err)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := run(ctx, cfg, "test", env)
+	if err == nil || !strings.Contains(err.Error(), "table.json") {
+		t.Fatalf("want an error naming the file, got %v", err)
 	}
 }
 

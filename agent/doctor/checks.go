@@ -17,21 +17,53 @@ import (
 )
 
 // RedirectView is what doctor reads of the "redirect" section of the agent's
-// status report (/debug/status). An agent without one reports no redirect
-// state, and the redirect check says so (unknown).
+// status report (/debug/status): the State of agent/redirect. An agent
+// without one reports no redirect state, and the redirect check says so
+// (unknown).
 type RedirectView struct {
 	// Backend is resolved, nftables or none.
 	Backend string `json:"backend"`
-	// InPlace says whether what the backend last found in place matches
-	// its plan; nil when the agent does not say.
-	InPlace *bool `json:"inPlace,omitempty"`
-	// Error is why the plan is not in place (or why there is no backend).
-	Error string `json:"error,omitempty"`
+	// Active is true while the plan is in place, as the agent last found it.
+	Active bool `json:"active"`
+	// Reason says why there is no redirect (backend none), or what failed.
+	Reason string `json:"reason,omitempty"`
+	// Listen, Domains and CaptureAll are the plan in place.
+	Listen     []string `json:"listen,omitempty"`
+	Domains    []string `json:"domains,omitempty"`
+	CaptureAll bool     `json:"captureAll,omitempty"`
 	// Mark is the socket mark that exempts onramp's own upstream queries.
 	Mark uint32 `json:"mark,omitempty"`
-	// Redirected are the addresses whose port-53 traffic is sent to onramp.
-	Redirected []string `json:"redirected,omitempty"`
+	// Table is onramp's nftables table (family inet), Nameservers the
+	// addresses whose port-53 traffic it redirects to onramp.
+	Table       string   `json:"table,omitempty"`
+	Nameservers []string `json:"nameservers,omitempty"`
+	// Repairs counts the times the agent found its table gone and restored it.
+	Repairs int `json:"repairs,omitempty"`
+	// Link is the link resolved routes the mesh's domains through.
+	Link string `json:"link,omitempty"`
+	// LastError is the last failure to apply or keep the plan in place.
+	LastError string `json:"lastError,omitempty"`
 }
+
+// Live is what is in place on the host now, as an Inspector found it,
+// whatever the agent last reported.
+type Live struct {
+	// Present is false when what the backend puts in place is gone.
+	Present bool
+	// Detail says what was found.
+	Detail string
+	// Redirected are the addresses whose port-53 traffic is redirected now
+	// (nftables); nil when not known.
+	Redirected []netip.Addr
+}
+
+// Inspector looks at what the redirect of rv put in place on the host
+// (e.g. the nftables table). It returns ErrNotInspected when it cannot tell
+// (another backend, no permission).
+type Inspector func(ctx context.Context, rv RedirectView) (Live, error)
+
+// ErrNotInspected is what an Inspector returns when it cannot look.
+var ErrNotInspected = errors.New("not inspected")
 
 // agentReport is the status report with the sections doctor reads that
 // the agent may or may not have.
@@ -153,30 +185,93 @@ func (r *run) redirect() Check {
 		c.Facts = map[string]any{"resolvConfNameservers": ns}
 		return c
 	}
-	c.Facts = map[string]any{"backend": rv.Backend, "inPlace": rv.InPlace, "error": rv.Error, "redirected": rv.Redirected, "resolvConfNameservers": ns}
-	switch {
-	case rv.Backend == "none" || rv.Backend == "":
+	c.Facts = map[string]any{"backend": rv.Backend, "active": rv.Active, "reason": rv.Reason, "lastError": rv.LastError,
+		"nameservers": rv.Nameservers, "domains": rv.Domains, "repairs": rv.Repairs, "resolvConfNameservers": ns}
+	why := rv.LastError
+	if why == "" {
+		why = rv.Reason
+	}
+	if rv.Backend == "none" || rv.Backend == "" {
 		c.Status = Warn
 		c.Detail = "no redirect (backend none): applications reach onramp only if their resolver is pointed at it by hand"
-		if rv.Error != "" {
-			c.Detail += ": " + rv.Error
+		if why != "" {
+			c.Detail += " (" + why + ")"
 		}
 		c.Fix = fmt.Sprintf("set redirect.mode: auto in the configuration and restart the agent, or point clients at onramp: "+
 			"on a systemd-resolved host `resolvectl dns lo %s` with `resolvectl domain lo ~cluster.local`; "+
 			"elsewhere listen on port 53 (dns.listen: [127.0.0.1:53]) and write nameserver 127.0.0.1 first in /etc/resolv.conf",
 			r.firstListen())
-	case rv.Error != "":
-		c.Status, c.Detail = Fail, fmt.Sprintf("the %s redirect is not in place: %s", rv.Backend, rv.Error)
-		c.Fix = "see onramp redirect status and the agent's log (journalctl -u onramp); systemctl restart onramp applies it again"
-	case rv.InPlace != nil && !*rv.InPlace:
-		c.Status, c.Detail = Fail, fmt.Sprintf("the %s redirect in place does not match the agent's plan", rv.Backend)
-		c.Fix = "something changed the host's DNS setup behind onramp's back (a firewall reload, configuration management); " +
-			"see onramp redirect status; systemctl restart onramp applies it again"
-	case rv.InPlace == nil:
-		c.Status, c.Detail = Unknown, fmt.Sprintf("backend %s, but the agent does not say whether its plan is in place", rv.Backend)
-		c.Fix = "see onramp redirect status"
-	default:
-		c.Status, c.Detail = OK, fmt.Sprintf("backend %s, in place as planned", rv.Backend)
+		return c
+	}
+	again := "see onramp redirect status and the agent's log (journalctl -u onramp); systemctl restart onramp applies it again"
+	if !rv.Active {
+		c.Status, c.Detail, c.Fix = Fail, fmt.Sprintf("the %s redirect is not in place", rv.Backend), again
+		if why != "" {
+			c.Detail += ": " + why
+		}
+		return c
+	}
+	// The plan against onramp's own listeners and the host's resolver.
+	var problems []string
+	if len(rv.Listen) > 0 {
+		for _, l := range rv.Listen {
+			if ap, err := netip.ParseAddrPort(l); err == nil && !slices.Contains(r.listens(), ap) {
+				problems = append(problems, fmt.Sprintf("it sends queries to %s, where onramp does not listen (%s)", l, strings.Join(r.rep.DNS.Listen, " ")))
+			}
+		}
+	}
+	switch {
+	case rv.CaptureAll:
+	case rv.Backend == "nftables":
+		for _, n := range ns {
+			if a, ok := parseAddrLoose(n); ok && !slices.ContainsFunc(rv.Nameservers, func(s string) bool {
+				b, ok := parseAddrLoose(s)
+				return ok && b == a
+			}) && !slices.Contains(r.listenAddrs(), a) {
+				problems = append(problems, fmt.Sprintf("/etc/resolv.conf names %s, whose queries it does not redirect (it redirects %s)", n, orNone(rv.Nameservers)))
+			}
+		}
+	case rv.Backend == "resolved":
+		if cd := r.clusterDomain(); cd != "" && !slices.ContainsFunc(rv.Domains, func(d string) bool { return strings.EqualFold(strings.Trim(d, "~."), cd) }) {
+			problems = append(problems, fmt.Sprintf("it does not route the cluster domain %s to onramp (it routes %s)", cd, orNone(rv.Domains)))
+		}
+	}
+	if len(problems) > 0 {
+		c.Status, c.Detail, c.Fix = Fail, fmt.Sprintf("the %s redirect does not match what the host needs: %s", rv.Backend, strings.Join(problems, "; ")), again
+		return c
+	}
+	// What is on the host now, whatever the agent last saw.
+	if r.o.Inspect != nil {
+		ctx, cancel := context.WithTimeout(r.ctx, r.o.Timeout)
+		defer cancel()
+		live, err := r.o.Inspect(ctx, *rv)
+		switch {
+		case err == nil && !live.Present:
+			c.Status = Fail
+			c.Detail = fmt.Sprintf("the agent reports its %s redirect in place, but it is gone from the host: %s", rv.Backend, live.Detail)
+			c.Fix = "something removed it behind onramp's back (a ruleset flush, a firewall reload, configuration management); " +
+				"the agent restores it within seconds (onramp redirect status counts the repairs); if it does not, systemctl restart onramp"
+			return c
+		case err == nil:
+			c.Facts["live"] = live.Detail
+			if live.Redirected != nil && !rv.CaptureAll {
+				for _, n := range ns {
+					if a, ok := parseAddrLoose(n); ok && !slices.Contains(live.Redirected, a) && !slices.Contains(r.listenAddrs(), a) {
+						c.Status = Fail
+						c.Detail = fmt.Sprintf("/etc/resolv.conf names %s, but the %s redirect on the host does not capture its queries (%s)", n, rv.Backend, live.Detail)
+						c.Fix = "the agent follows /etc/resolv.conf and updates its table within seconds; if it does not, " + again
+						return c
+					}
+				}
+			}
+		case errors.Is(err, ErrNotInspected):
+		default:
+			c.Facts["liveError"] = err.Error()
+		}
+	}
+	c.Status, c.Detail = OK, fmt.Sprintf("backend %s, in place as planned", rv.Backend)
+	if rv.Repairs > 0 {
+		c.Detail += fmt.Sprintf(" (restored %d time(s) after being removed behind onramp's back)", rv.Repairs)
 	}
 	return c
 }
@@ -208,6 +303,25 @@ func (r *run) listens() []netip.AddrPort {
 		}
 	}
 	return out
+}
+
+// listenAddrs are the addresses of onramp's port-53 listeners, which a
+// resolv.conf nameserver line can name directly.
+func (r *run) listenAddrs() []netip.Addr {
+	var out []netip.Addr
+	for _, l := range r.listens() {
+		if l.Port() == 53 {
+			out = append(out, l.Addr().Unmap())
+		}
+	}
+	return out
+}
+
+func (r *run) clusterDomain() string {
+	if r.snap != nil {
+		return strings.Trim(r.snap.ClusterDomain, ".")
+	}
+	return ""
 }
 
 func (r *run) firstListen() string {
@@ -477,10 +591,10 @@ func (r *run) loop() Check {
 			loops = append(loops, fmt.Sprintf("%s is systemd-resolved's stub, which sends mesh domains back to onramp", u))
 		}
 	}
-	if rv := r.rep.Redirect; rv != nil && rv.Mark == 0 {
+	if rv := r.rep.Redirect; rv != nil && rv.Active && rv.Mark == 0 {
 		for _, u := range ups {
-			for _, s := range rv.Redirected {
-				if a, err := netip.ParseAddr(s); err == nil && a == u.Addr() && u.Port() == 53 {
+			for _, s := range rv.Nameservers {
+				if a, ok := parseAddrLoose(s); ok && a == u.Addr().Unmap() && u.Port() == 53 {
 					loops = append(loops, fmt.Sprintf("%s is redirected to onramp and onramp's own queries carry no exempting mark", u))
 				}
 			}
@@ -518,7 +632,10 @@ func (r *run) vips() Check {
 	defer cancel()
 	m, merr := getMetrics(ctx, r.o.Agent)
 	dataPlane := ""
-	if r.cfg != nil {
+	switch {
+	case r.rep != nil && r.rep.DataPlane != "":
+		dataPlane = r.rep.DataPlane
+	case r.cfg != nil:
 		dataPlane = r.cfg.DataPlane
 	}
 	// VIP answers the table gives now.
@@ -608,4 +725,15 @@ func names(n int) string {
 		return "1 name is"
 	}
 	return fmt.Sprintf("%d names are", n)
+}
+
+// parseAddrLoose reads "10.0.0.2", "10.0.0.2:53" or "[::1]:53" as an address.
+func parseAddrLoose(s string) (netip.Addr, bool) {
+	if a, err := netip.ParseAddr(s); err == nil {
+		return a.Unmap(), true
+	}
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap.Addr().Unmap(), true
+	}
+	return netip.Addr{}, false
 }

@@ -94,6 +94,9 @@ type Options struct {
 	Resolve Resolver
 	// Exchange asks an upstream directly (DNSExchanger in the command).
 	Exchange Exchanger
+	// Inspect looks at the redirect on the host itself (NftablesInspector
+	// in the command); nil: only the agent's report is read.
+	Inspect Inspector
 	// Now is the clock.
 	Now func() time.Time
 	// ResolvConf is the content of the host's /etc/resolv.conf, for the

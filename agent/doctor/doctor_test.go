@@ -189,15 +189,34 @@ func TestRedirectReported(t *testing.T) {
 		want    Status
 		broken  string
 	}{
-		{`{"backend":"nftables","inPlace":true,"mark":4242}`, OK, ""},
-		{`{"backend":"nftables","inPlace":false}`, Fail, CheckRedirect},
-		{`{"backend":"resolved","error":"resolved is not on the bus"}`, Fail, CheckRedirect},
-		{`{"backend":"none","error":"no resolved and no nftables"}`, Warn, ""},
-		{`{"backend":"nftables"}`, Unknown, ""},
+		{`{"backend":"nftables","active":true,"mark":4242,"table":"onramp","nameservers":["10.9.0.2"],"listen":["127.0.0.1:15053"]}`, OK, ""},
+		{`{"backend":"nftables","active":true,"mark":4242,"table":"gone","nameservers":["10.9.0.2"]}`, Fail, CheckRedirect},
+		{`{"backend":"nftables","active":true,"mark":4242,"table":"partial","nameservers":["10.9.0.2"]}`, Fail, CheckRedirect},
+		{`{"backend":"nftables","active":true,"mark":4242,"table":"onramp","nameservers":["10.1.1.1"]}`, Fail, CheckRedirect},
+		{`{"backend":"nftables","active":true,"mark":4242,"table":"onramp","captureAll":true}`, OK, ""},
+		{`{"backend":"nftables","active":true,"mark":4242,"listen":["127.0.0.1:5353"],"nameservers":["10.9.0.2"]}`, Fail, CheckRedirect},
+		{`{"backend":"nftables","active":false}`, Fail, CheckRedirect},
+		{`{"backend":"resolved","active":false,"lastError":"resolved is not on the bus"}`, Fail, CheckRedirect},
+		{`{"backend":"resolved","active":true,"domains":["svc.cluster.local"]}`, Fail, CheckRedirect},
+		{`{"backend":"resolved","active":true,"domains":["cluster.local","example.org"]}`, OK, ""},
+		{`{"backend":"none","reason":"no resolved and no nftables"}`, Warn, ""},
 	} {
 		a, h := healthy()
-		a.report = strings.TrimSuffix(strings.TrimSpace(okReport), "}") + `,"redirect":` + tc.section + "}"
-		rep := Run(context.Background(), options(a, h))
+		a.report = `{"dns":{"listen":["127.0.0.1:15053"],"upstreams":["10.9.0.2:53"]},"nameTable":{"names":3},"redirect":` + tc.section + "}"
+		o := options(a, h)
+		o.ResolvConf = "nameserver 10.9.0.2\n"
+		o.Inspect = func(_ context.Context, rv RedirectView) (Live, error) {
+			switch rv.Table {
+			case "":
+				return Live{}, ErrNotInspected
+			case "gone":
+				return Live{Detail: "table inet gone is not in the ruleset"}, nil
+			case "partial":
+				return Live{Present: true, Detail: "table inet partial", Redirected: []netip.Addr{netip.MustParseAddr("10.1.1.1")}}, nil
+			}
+			return Live{Present: true, Detail: "table inet onramp", Redirected: []netip.Addr{netip.MustParseAddr("10.9.0.2")}}, nil
+		}
+		rep := Run(context.Background(), o)
 		c := rep.Check(CheckRedirect)
 		if c.Status != tc.want || rep.Broken != tc.broken {
 			t.Errorf("%s: %s %q, broken %q", tc.section, c.Status, c.Detail, rep.Broken)
@@ -240,9 +259,9 @@ func TestLoop(t *testing.T) {
 	}{
 		{`{"listen":["127.0.0.1:53"],"upstreams":["127.0.0.1:53"]}`, "", Fail},
 		{`{"listen":["0.0.0.0:53"],"upstreams":["127.0.0.1:53"]}`, "", Fail},
-		{`{"listen":["127.0.0.1:15053"],"upstreams":["127.0.0.53:53"]}`, `,"redirect":{"backend":"resolved","inPlace":true}`, Fail},
-		{`{"listen":["127.0.0.1:15053"],"upstreams":["10.9.0.2:53"]}`, `,"redirect":{"backend":"nftables","inPlace":true,"redirected":["10.9.0.2"]}`, Fail},
-		{`{"listen":["127.0.0.1:15053"],"upstreams":["10.9.0.2:53"]}`, `,"redirect":{"backend":"nftables","inPlace":true,"mark":7,"redirected":["10.9.0.2"]}`, OK},
+		{`{"listen":["127.0.0.1:15053"],"upstreams":["127.0.0.53:53"]}`, `,"redirect":{"backend":"resolved","active":true}`, Fail},
+		{`{"listen":["127.0.0.1:15053"],"upstreams":["10.9.0.2:53"]}`, `,"redirect":{"backend":"nftables","active":true,"nameservers":["10.9.0.2"]}`, Fail},
+		{`{"listen":["127.0.0.1:15053"],"upstreams":["10.9.0.2:53"]}`, `,"redirect":{"backend":"nftables","active":true,"mark":7,"nameservers":["10.9.0.2"]}`, OK},
 		{`{"listen":["127.0.0.1:15053"]}`, "", Warn},
 	} {
 		a, h := healthy()

@@ -259,3 +259,59 @@ func TestDoctorWarnsOfVIPsWithoutAProxy(t *testing.T) {
 		t.Errorf("facts %v", c.Facts)
 	}
 }
+
+// TestNftablesInspector reads a real nftables table in a namespace, then
+// finds it gone after a ruleset flush.
+func TestNftablesInspector(t *testing.T) {
+	if err := netns.Available(); err != nil {
+		t.Skip(err)
+	}
+	if _, err := exec.LookPath("nft"); err != nil {
+		t.Skip("nft is not installed (apt-get install nftables)")
+	}
+	ns, err := netns.New(netns.UniqueName("docnft"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	nft := func(script string) {
+		t.Helper()
+		cmd := ns.Command(context.Background(), "nft", "-f", "-")
+		cmd.Stdin = strings.NewReader(script)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("nft: %v\n%s", err, out)
+		}
+	}
+	nft(`table inet doctest {
+	set dns4 {
+		type ipv4_addr
+		elements = { 10.77.0.2 }
+	}
+	chain output {
+		type nat hook output priority -100
+		ip daddr @dns4 udp dport 53 redirect to :15053
+	}
+}
+`)
+	rv := doctor.RedirectView{Backend: "nftables", Active: true, Table: "doctest"}
+	inspect := func() (doctor.Live, error) {
+		var live doctor.Live
+		var ierr error
+		if err := ns.Do(func() error { live, ierr = doctor.NftablesInspector(context.Background(), rv); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return live, ierr
+	}
+	live, err := inspect()
+	if err != nil || !live.Present || fmt.Sprint(live.Redirected) != "[10.77.0.2]" {
+		t.Fatalf("table in place: %+v, %v", live, err)
+	}
+	nft("flush ruleset\n")
+	if live, err = inspect(); err != nil || live.Present {
+		t.Fatalf("after a flush: %+v, %v", live, err)
+	}
+	t.Logf("after a flush: %s", live.Detail)
+	if _, err := doctor.NftablesInspector(context.Background(), doctor.RedirectView{Backend: "resolved"}); !errors.Is(err, doctor.ErrNotInspected) {
+		t.Errorf("resolved backend: %v", err)
+	}
+}

@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/onramp-mesh/onramp/agent/nametable"
 )
 
 // Report is the agent's state as `onramp status` shows it.
@@ -131,6 +133,9 @@ type NameTable struct {
 	Ndots  int      `json:"ndots"`
 	// SaveError is why the table in use could not be kept on disk.
 	SaveError string `json:"saveError,omitempty"`
+	// Skipped is what of the table is not served: each address dropped and
+	// each entry skipped, with the reason.
+	Skipped []nametable.Skip `json:"skipped,omitempty"`
 }
 
 // Health is the readiness probe state reported to the control plane.
@@ -315,6 +320,9 @@ func (r Report) WriteText(w io.Writer) {
 		nt += ", last push " + r.NameTable.LastPush.Format(time.RFC3339)
 	}
 	row("name table", nt)
+	for _, sk := range r.NameTable.Skipped {
+		row("not served", sk.String())
+	}
 	if r.NameTable.SaveError != "" {
 		row("table not saved", r.NameTable.SaveError)
 	}
