@@ -84,7 +84,7 @@ type agent struct {
 
 	tables   *tablestate.Tables
 	dns      *dnsServer
-	resolver *hostResolver  // nil when both dns.upstreams and dns.searchDomains are set
+	resolver *hostResolver // nil when both dns.upstreams and dns.searchDomains are set
 	redirect *hostRedirect
 	cp       *controlPlane  // nil without a bundle
 	status   *status.Server // nil when status.listen is "off"
