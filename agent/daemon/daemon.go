@@ -111,7 +111,7 @@ func assemble(cfg config.Config, version string, env hostEnv, log hclog.Logger) 
 	}
 	a.tables = tablestate.New(tablestate.Config{
 		Host:    hostContext(cfg, a.bundle, env.resolver, log),
-		Options: nametable.Options{TTL: cfg.DNS.MeshTTL.D()},
+		Options: nametable.Options{TTL: cfg.DNS.MeshTTL.D(), DataPlane: nametable.DataPlane(cfg.DataPlane)},
 		Store:   &nametable.Store{Dir: cfg.StateDir},
 		Log:     log.Named("nametable"),
 	})

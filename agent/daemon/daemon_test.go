@@ -167,7 +167,7 @@ func TestStaticTable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Mode != "static" || rep.DataPlane != "proxy" || rep.NameTable.Source != "file" || rep.NameTable.Hosts != 1 || rep.NameTable.Search[0] != "b.example" ||
+	if rep.Mode != "static" || rep.DataPlane != "none" || rep.NameTable.Source != "file" || rep.NameTable.Hosts != 1 || rep.NameTable.Search[0] != "b.example" ||
 		len(rep.DNS.Listen) != 1 || rep.DNS.Listen[0] != server || rep.DNS.SocketActivated || len(rep.DNS.Upstreams) != 1 || rep.DNS.Upstreams[0] != up {
 		t.Errorf("report = %+v", rep)
 	}
@@ -176,7 +176,7 @@ func TestStaticTable(t *testing.T) {
 		t.Errorf("/debug/nametable: %s", body)
 	}
 	_, body = get(t, statusURL+"/debug/config")
-	for _, want := range []string{`"redirect": {`, `"mode": "auto"`, `"dataPlane": "proxy"`} {
+	for _, want := range []string{`"redirect": {`, `"mode": "auto"`, `"dataPlane": "none"`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/debug/config lacks %s:\n%s", want, body)
 		}

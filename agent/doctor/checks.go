@@ -2,6 +2,7 @@ package doctor
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -39,10 +40,38 @@ type RedirectView struct {
 	Nameservers []string `json:"nameservers,omitempty"`
 	// Repairs counts the times the agent found its table gone and restored it.
 	Repairs int `json:"repairs,omitempty"`
-	// Link is the link resolved routes the mesh's domains through.
-	Link string `json:"link,omitempty"`
+	// Link and Ifindex name the link resolved routes the mesh's domains through.
+	Link    string `json:"link,omitempty"`
+	Ifindex int    `json:"ifindex,omitempty"`
 	// LastError is the last failure to apply or keep the plan in place.
 	LastError string `json:"lastError,omitempty"`
+}
+
+// UnmarshalJSON reads the section as agent/status writes it, also with
+// the other spellings of its fields (inPlace for active, redirected for
+// nameservers, error for lastError).
+func (v *RedirectView) UnmarshalJSON(b []byte) error {
+	type plain RedirectView
+	var aux struct {
+		plain
+		InPlace    *bool    `json:"inPlace"`
+		Redirected []string `json:"redirected"`
+		Error      string   `json:"error"`
+	}
+	if err := json.Unmarshal(b, &aux); err != nil {
+		return err
+	}
+	*v = RedirectView(aux.plain)
+	if aux.InPlace != nil {
+		v.Active = v.Active || *aux.InPlace
+	}
+	if len(v.Nameservers) == 0 {
+		v.Nameservers = aux.Redirected
+	}
+	if v.LastError == "" {
+		v.LastError = aux.Error
+	}
+	return nil
 }
 
 // Live is what is in place on the host now, as an Inspector found it,
@@ -102,6 +131,7 @@ type run struct {
 	rep            *agentReport
 	snap           *nametable.Snapshot
 	cfg            *agentConfig
+	withheld       []nametable.Withheld
 	redirectStatus Status // verdict of the redirect check
 	meshOK         bool
 }
@@ -130,6 +160,7 @@ func (r *run) agent() Check {
 	var snap nametable.Snapshot
 	if err := getJSON(ctx, r.o.Agent, "/debug/nametable", &snap); err == nil {
 		r.snap = &snap
+		r.withheld = snap.Withheld
 	}
 	var cfg agentConfig
 	if err := getJSON(ctx, r.o.Agent, "/debug/config", &cfg); err == nil {
@@ -382,6 +413,32 @@ func (r *run) probe() (name string, want []netip.Addr, err error) {
 	return r.snap.Entries[best].Name, parse(r.snap.Entries[best]), nil
 }
 
+// uniqueProbe returns a name under one of the table's wildcard hosts that
+// no one has asked before (a label with the time in it), with the addresses
+// the mesh gives it.
+func (r *run) uniqueProbe() (string, []netip.Addr, bool) {
+	if r.snap == nil {
+		return "", nil, false
+	}
+	for _, e := range r.snap.Entries {
+		if !strings.HasPrefix(e.Name, "*.") {
+			continue
+		}
+		var want []netip.Addr
+		v4 := false
+		for _, s := range e.IPs {
+			if a, err := netip.ParseAddr(s); err == nil {
+				want = append(want, a.Unmap())
+				v4 = v4 || a.Unmap().Is4()
+			}
+		}
+		if v4 {
+			return fmt.Sprintf("onramp-doctor-%d.%s", r.o.Now().UnixNano(), dns.Fqdn(strings.TrimPrefix(e.Name, "*."))), want, true
+		}
+	}
+	return "", nil, false
+}
+
 func (r *run) meshName() Check {
 	c := Check{Name: CheckMeshName}
 	if !r.alive || r.rep == nil {
@@ -437,6 +494,22 @@ func (r *run) meshName() Check {
 		return c
 	}
 	if after[metricMeshAnswers] <= before[metricMeshAnswers] {
+		// A cache between answered. A name under a wildcard host, unique to
+		// this run, is in no cache: if the table has one, it tells.
+		if uname, uwant, ok := r.uniqueProbe(); ok {
+			b, err1 := getMetrics(ctx, r.o.Agent)
+			ugot, uerr := r.o.Resolve(ctx, uname)
+			a, err2 := getMetrics(ctx, r.o.Agent)
+			c.Facts["uniqueName"], c.Facts["uniqueGot"] = uname, addrStrings(ugot)
+			if err1 == nil && err2 == nil && uerr == nil && len(ugot) > 0 && !slices.ContainsFunc(ugot, func(x netip.Addr) bool { return !slices.Contains(uwant, x) }) &&
+				a[metricMeshAnswers] > b[metricMeshAnswers] {
+				r.meshOK = true
+				c.Status = OK
+				c.Detail = fmt.Sprintf("getent ahosts %s gives the mesh's %s from a cache; %s, unique to this run, gives the mesh's %s, answered by onramp (mesh answers %v -> %v)",
+					name, strings.Join(addrStrings(got), " "), uname, strings.Join(addrStrings(ugot), " "), b[metricMeshAnswers], a[metricMeshAnswers])
+				return c
+			}
+		}
 		c.Status = Warn
 		c.Detail = fmt.Sprintf("getent ahosts %s gives the mesh's %s, but onramp counted no mesh answer for it: a cache between the application and onramp answered", name, strings.Join(addrStrings(got), " "))
 		c.Fix = "a cache (nscd, systemd-resolved) holds the answer: run doctor again after the mesh TTL, or give --name another mesh name"
@@ -677,6 +750,16 @@ func (r *run) vips() Check {
 			c.Status = Warn
 			c.Detail = fmt.Sprintf("dataPlane: none; applications on this host looked up %v times one of the %v names the mesh knows only by auto-allocated VIPs, and got the upstream's answer, not the mesh service",
 				lookups, withheld)
+			var looked []string
+			for _, w := range r.withheld {
+				if w.Lookups > 0 && len(looked) < 5 {
+					looked = append(looked, fmt.Sprintf("%s (%d)", strings.TrimSuffix(w.Host, "."), w.Lookups))
+				}
+			}
+			if len(looked) > 0 {
+				c.Detail += ": " + strings.Join(looked, ", ")
+				c.Facts["lookedUp"] = looked
+			}
 			c.Fix = "if those applications mean the mesh service, run a data-plane proxy on this VM (Envoy or ztunnel) and set dataPlane: proxy; onramp status lists the names"
 		case withheld > 0:
 			c.Status = OK

@@ -168,6 +168,27 @@ func TestMeshNameOtherAnswerAndCache(t *testing.T) {
 	}
 }
 
+func TestMeshNameCachedThenUnique(t *testing.T) {
+	a, h := healthy()
+	a.table = `{"clusterDomain":"cluster.local","names":2,"entries":[
+		{"name":"*.wild.example.org.","registry":"External","ips":["10.20.0.1"]},
+		{"name":"productpage.ns1.svc.cluster.local.","registry":"Kubernetes","ips":["10.96.0.12"]}]}`
+	h.viaOnramp = false // the cluster.local name comes from a cache
+	o := options(a, h)
+	o.Resolve = func(ctx context.Context, name string) ([]netip.Addr, error) {
+		if strings.HasSuffix(name, ".wild.example.org.") && strings.HasPrefix(name, "onramp-doctor-") {
+			a.meshAnswers++ // a name no cache has: it reaches onramp
+			return []netip.Addr{netip.MustParseAddr("10.20.0.1")}, nil
+		}
+		return h.resolve(ctx, name)
+	}
+	rep := Run(context.Background(), o)
+	c := rep.Check(CheckMeshName)
+	if c.Status != OK || !strings.Contains(c.Detail, "unique to this run") || !strings.HasPrefix(fmt.Sprint(c.Facts["uniqueName"]), "onramp-doctor-") {
+		t.Errorf("%+v", c)
+	}
+}
+
 func TestAgentDown(t *testing.T) {
 	a, h := healthy()
 	a.down = true
@@ -196,6 +217,9 @@ func TestRedirectReported(t *testing.T) {
 		{`{"backend":"nftables","active":true,"mark":4242,"table":"onramp","captureAll":true}`, OK, ""},
 		{`{"backend":"nftables","active":true,"mark":4242,"listen":["127.0.0.1:5353"],"nameservers":["10.9.0.2"]}`, Fail, CheckRedirect},
 		{`{"backend":"nftables","active":false}`, Fail, CheckRedirect},
+		{`{"backend":"nftables","inPlace":true,"mark":4242,"table":"onramp","redirected":["10.9.0.2"]}`, OK, ""},
+		{`{"backend":"nftables","inPlace":true,"mark":4242,"table":"onramp","redirected":["10.1.1.1"]}`, Fail, CheckRedirect},
+		{`{"backend":"nftables","inPlace":false,"error":"netlink: operation not permitted"}`, Fail, CheckRedirect},
 		{`{"backend":"resolved","active":false,"lastError":"resolved is not on the bus"}`, Fail, CheckRedirect},
 		{`{"backend":"resolved","active":true,"domains":["svc.cluster.local"]}`, Fail, CheckRedirect},
 		{`{"backend":"resolved","active":true,"domains":["cluster.local","example.org"]}`, OK, ""},
@@ -274,6 +298,8 @@ func TestLoop(t *testing.T) {
 }
 
 func TestVIPs(t *testing.T) {
+	withheldTable := `{"clusterDomain":"cluster.local","names":1,"entries":[{"name":"productpage.ns1.svc.cluster.local.","ips":["10.96.0.12"]}],
+		"withheld":[{"host":"api.stripe.com.","vips":["240.240.0.7"],"lookups":5},{"host":"istio.io.","vips":["240.240.0.8"],"lookups":0}]}`
 	noVIPTable := `{"clusterDomain":"cluster.local","names":1,"entries":[{"name":"productpage.ns1.svc.cluster.local.","ips":["10.96.0.12"]}]}`
 	for _, tc := range []struct {
 		name, config, table, metrics string
@@ -282,6 +308,7 @@ func TestVIPs(t *testing.T) {
 	}{
 		{"proxy", `{"dataPlane":"proxy"}`, okTable, "", OK, "for the proxy on this VM"},
 		{"none, looked up", `{"dataPlane":"none"}`, noVIPTable, "onramp_nametable_withheld_names 2\nonramp_nametable_withheld_lookups_total 5\n", Warn, "looked up 5 times one of the 2 names"},
+		{"none, looked up, listed", `{"dataPlane":"none"}`, withheldTable, "onramp_nametable_withheld_names 2\nonramp_nametable_withheld_lookups_total 5\n", Warn, "auto-allocated VIPs, and got the upstream's answer, not the mesh service: api.stripe.com (5)"},
 		{"none, not looked up", `{"dataPlane":"none"}`, noVIPTable, "onramp_nametable_withheld_names 2\nonramp_nametable_withheld_lookups_total 0\n", OK, "no application has looked one up"},
 		{"none, VIPs answered", `{"dataPlane":"none"}`, okTable, "", Warn, "nothing on this host can reach"},
 		{"unsaid", `{}`, okTable, "", Warn, "does not say whether"},

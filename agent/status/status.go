@@ -136,6 +136,9 @@ type NameTable struct {
 	// Skipped is what of the table is not served: each address dropped and
 	// each entry skipped, with the reason.
 	Skipped []nametable.Skip `json:"skipped,omitempty"`
+	// Withheld are the names not answered because their only addresses are
+	// auto-allocated VIPs and dataPlane is none, with their lookups.
+	Withheld []nametable.Withheld `json:"withheld,omitempty"`
 }
 
 // Health is the readiness probe state reported to the control plane.
@@ -322,6 +325,9 @@ func (r Report) WriteText(w io.Writer) {
 	row("name table", nt)
 	for _, sk := range r.NameTable.Skipped {
 		row("not served", sk.String())
+	}
+	for _, w := range r.NameTable.Withheld {
+		row("withheld", fmt.Sprintf("%s (only auto-allocated VIPs %s; forwarded upstream, %d lookups)", w.Host, strings.Join(w.VIPs, ","), w.Lookups))
 	}
 	if r.NameTable.SaveError != "" {
 		row("table not saved", r.NameTable.SaveError)
