@@ -35,7 +35,7 @@ const productpage = `{"table": {"productpage.ns1.svc.cluster.local": {"ips": ["1
 func testConfig(t *testing.T, table string) (config.Config, hostEnv) {
 	t.Helper()
 	dir := t.TempDir()
-	env := hostEnv{resolver: resolvconf.Paths{ResolvConf: filepath.Join(dir, "resolv.conf"), ResolvedUpstream: filepath.Join(dir, "absent")}}
+	env := hostEnv{resolver: resolvconf.Paths{ResolvConf: filepath.Join(dir, "resolv.conf"), ResolvedUpstream: filepath.Join(dir, "absent")}, redirectHost: bareHost{}}
 	writeFile(t, env.resolver.ResolvConf, "nameserver 192.0.2.53\nsearch a.example\n")
 	cfg := config.Default()
 	cfg.NameTable = filepath.Join(dir, "table.json")
@@ -393,3 +393,11 @@ func TestComponentFailureStopsAll(t *testing.T) {
 		t.Errorf("DNS port still held after Run returned: %v", held)
 	}
 }
+
+// bareHost is a host with neither systemd-resolved nor nftables: the agent
+// under test never touches the machine's resolver or ruleset.
+type bareHost struct{}
+
+func (bareHost) ResolvedOnBus() (bool, error)           { return false, nil }
+func (bareHost) Nameservers() ([]netip.AddrPort, error) { return nil, nil }
+func (bareHost) Nftables() error                        { return errors.New("nftables: not in tests") }

@@ -40,8 +40,9 @@ type RedirectView struct {
 	Nameservers []string `json:"nameservers,omitempty"`
 	// Repairs counts the times the agent found its table gone and restored it.
 	Repairs int `json:"repairs,omitempty"`
-	// Link is the link resolved routes the mesh's domains through.
-	Link string `json:"link,omitempty"`
+	// Link and Ifindex name the link resolved routes the mesh's domains through.
+	Link    string `json:"link,omitempty"`
+	Ifindex int    `json:"ifindex,omitempty"`
 	// LastError is the last failure to apply or keep the plan in place.
 	LastError string `json:"lastError,omitempty"`
 }

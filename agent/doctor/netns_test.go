@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -317,5 +318,100 @@ func TestNftablesInspector(t *testing.T) {
 	t.Logf("after a flush: %s", live.Detail)
 	if _, err := doctor.NftablesInspector(context.Background(), doctor.RedirectView{Backend: "resolved"}); !errors.Is(err, doctor.ErrNotInspected) {
 		t.Errorf("resolved backend: %v", err)
+	}
+}
+
+// startRedirectedAgent runs the real agent in the VM on its default-style
+// port 15053 with the real nftables redirect: the VM's resolv.conf names the
+// upstream, and the agent's table sends that traffic to itself.
+func (h *host) startRedirectedAgent() *harness.Agent {
+	h.t.Helper()
+	state := filepath.Join(h.work, "state-nft")
+	if err := os.MkdirAll(state, 0o700); err != nil {
+		h.t.Fatal(err)
+	}
+	a, err := harness.StartAgent(bin, h.vm, "127.0.0.1:15053", statusAddr, state, nil,
+		"--name-table", h.tableRaw, "--redirect", "nftables", "--data-plane", "proxy")
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(func() {
+		a.Stop()
+		if h.t.Failed() {
+			h.t.Logf("agent log:\n%s", harness.Tail(a.Output(), 30))
+		}
+	})
+	if err := a.WaitReady(h.ctx, 20*time.Second); err != nil {
+		h.t.Fatal(err)
+	}
+	return a
+}
+
+// inProcess are doctor's inputs for the VM, for running the checks from
+// this process right after changing something behind the agent's back.
+func (h *host) inProcess() doctor.Options {
+	ns := h.vm
+	return doctor.Options{
+		Agent:   doctor.HTTPStatus{Address: statusAddr, Client: &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: ns.DialContext, DisableKeepAlives: true}}},
+		Resolve: doctor.GetentResolver("ip", "netns", "exec", ns.Name, "getent", "ahosts"),
+		Exchange: func(ctx context.Context, s netip.AddrPort, name string, mark uint32) (rcode int, addrs []netip.Addr, err error) {
+			ns.Do(func() error { rcode, addrs, err = doctor.DNSExchange(ctx, s, name, mark); return nil })
+			return
+		},
+		Inspect: func(ctx context.Context, rv doctor.RedirectView) (live doctor.Live, err error) {
+			ns.Do(func() error { live, err = doctor.NftablesInspector(ctx, rv); return nil })
+			return
+		},
+		Now:        time.Now,
+		ResolvConf: "nameserver " + upstreamAddr + "\n",
+		PublicName: publicName,
+		Timeout:    10 * time.Second,
+	}
+}
+
+// TestDoctorWithTheNftablesRedirect: the real nftables redirect in place is
+// a healthy path; a ruleset flush behind the agent's back is named as the
+// redirect, and after the agent restores its table the path is healthy again.
+func TestDoctorWithTheNftablesRedirect(t *testing.T) {
+	h := newHost(t)
+	if _, err := exec.LookPath("nft"); err != nil {
+		t.Skip("nft is not installed (apt-get install nftables)")
+	}
+	h.resolvConf("nameserver " + upstreamAddr + "\n")
+	h.startRedirectedAgent()
+
+	rep, code := h.doctor()
+	st := status(rep)
+	if _, ok := rep.Check(doctor.CheckRedirect).Facts["backend"]; !ok && st[doctor.CheckRedirect] == doctor.Unknown {
+		t.Skip("this agent reports no redirect (agent/redirect is not wired into the daemon)")
+	}
+	if code != 0 || !rep.Healthy || st[doctor.CheckRedirect] != doctor.OK || st[doctor.CheckMeshName] != doctor.OK || st[doctor.CheckPublicName] != doctor.OK || st[doctor.CheckLoop] != doctor.OK {
+		t.Fatalf("nftables redirect in place: exit %d, %v", code, st)
+	}
+
+	// Flush behind the agent's back and look at once, before its next check
+	// (every second) restores the table. A few tries, in case a check falls
+	// right between the flush and the look.
+	named := false
+	for try := 0; try < 3 && !named; try++ {
+		if out, err := h.vm.Command(h.ctx, "nft", "flush", "ruleset").CombinedOutput(); err != nil {
+			t.Fatalf("nft flush ruleset: %v\n%s", err, out)
+		}
+		rep := doctor.Run(h.ctx, h.inProcess())
+		t.Logf("right after the flush:\n%s", text(rep))
+		if rep.Broken == doctor.CheckRedirect {
+			named = true
+			if c := rep.Check(doctor.CheckRedirect); !strings.Contains(c.Detail, "gone from the host") || !strings.Contains(c.Fix, "ruleset flush") {
+				t.Errorf("redirect: %+v", c)
+			}
+		}
+		time.Sleep(2500 * time.Millisecond) // the agent restores its table
+	}
+	if !named {
+		t.Fatal("a flushed ruleset was never named as the broken redirect")
+	}
+	rep, code = h.doctor()
+	if code != 0 || status(rep)[doctor.CheckRedirect] != doctor.OK || !strings.Contains(rep.Check(doctor.CheckRedirect).Detail, "restored") {
+		t.Errorf("after the agent's repair: exit %d, %+v", code, rep.Check(doctor.CheckRedirect))
 	}
 }
