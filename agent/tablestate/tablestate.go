@@ -300,6 +300,7 @@ func (s *Tables) Status() status.NameTable {
 		Search:    slices.Clone(s.host.Search),
 		Ndots:     s.host.Ndots,
 		Skipped:   s.ix.Load().Skipped(),
+		Withheld:  s.ix.Load().Withheld(),
 	}
 	if s.saveErr != nil {
 		st.SaveError = s.saveErr.Error()

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/onramp-mesh/onramp/agent/status"
+	"github.com/onramp-mesh/onramp/testbed/demo"
 	"github.com/onramp-mesh/onramp/testbed/harness"
 )
 
@@ -160,5 +161,91 @@ func TestUnusableAddressIsDroppedNotNACKed(t *testing.T) {
 	}
 	if r := e.dig("productpage.ns1.svc.cluster.local", "A"); len(r.Answers) != 1 || r.Answers[0] != "A 10.96.0.12" {
 		t.Errorf("table no longer served: %+v", r)
+	}
+}
+
+const vipAndRealSEs = `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: istio-io, namespace: ns1}
+spec:
+  hosts: [istio.io]
+  location: MESH_EXTERNAL
+  ports: [{number: 443, name: https, protocol: TLS}]
+  resolution: DNS
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: my-fruits, namespace: ns1}
+spec:
+  hosts: [my-fruits.internal]
+  addresses: [10.103.1.1]
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: STATIC
+  endpoints: [{address: 10.103.1.1}]
+`
+
+// TestDataPlaneModes runs the same VM in both data-plane modes against a
+// table that mixes an auto-allocated VIP (istio.io) with real addresses (a
+// ServiceEntry address, a ClusterIP). Without a proxy the VIP-only name is
+// forwarded: the site's DNS answers it (counted there) and onramp caches
+// it; with a proxy the VIP is answered from the table. The names with real
+// addresses come from the table in both.
+func TestDataPlaneModes(t *testing.T) {
+	e := newEnv(t, 10*time.Second)
+	site, err := demo.StartSiteDNS(e.cpNS, demo.ControlPlaneIP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer site.Shutdown()
+	e.writeMesh("external.yaml", vipAndRealSEs)
+	bundle, state := e.bundle(harness.BundleOptions{}), filepath.Join(e.work, "vm-state")
+	real := func(mode string) {
+		t.Helper()
+		for name, ip := range map[string]string{"my-fruits.internal": "10.103.1.1", "productpage.ns1.svc.cluster.local": "10.96.0.12"} {
+			if r := e.dig(name, "A"); !r.Authoritative || len(r.Answers) != 1 || r.Answers[0] != "A "+ip {
+				t.Errorf("%s: %s: %+v, want A %s from the table", mode, name, r, ip)
+			}
+		}
+	}
+
+	a := e.agent(bundle, state, "--data-plane", "none")
+	if err := a.WaitReady(e.ctx, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		if r := e.dig("istio.io", "A"); r.Authoritative || len(r.Answers) != 1 || r.Answers[0] != "A "+demo.SiteIstioIO {
+			t.Errorf("none: istio.io: %+v, want the site's A %s", r, demo.SiteIstioIO)
+		}
+	}
+	if n := site.Queries("istio.io"); n != 1 {
+		t.Errorf("none: the site's DNS saw %d queries for istio.io, want 1 (then onramp's cache)", n)
+	}
+	real("none")
+	rep := e.status(a)
+	if rep.DataPlane != "none" || len(rep.NameTable.Withheld) != 1 || rep.NameTable.Withheld[0].Host != "istio.io." || rep.NameTable.Withheld[0].Lookups != 2 {
+		t.Errorf("none: status data plane %q, withheld %+v; want istio.io looked up twice", rep.DataPlane, rep.NameTable.Withheld)
+	}
+	if got := e.metric(a, "onramp_nametable_withheld_lookups_total"); got != "onramp_nametable_withheld_lookups_total 2" {
+		t.Errorf("none: %q", got)
+	}
+	a.Stop()
+
+	a = e.agent(bundle, state, "--data-plane", "proxy")
+	if err := a.WaitReady(e.ctx, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	e.eventually(5*time.Second, "istio.io answered with its VIP", func() string {
+		if r := e.dig("istio.io", "A"); !r.Authoritative || len(r.Answers) != 1 || !strings.HasPrefix(r.Answers[0], "A 240.240.") {
+			return fmt.Sprintf("%+v", r)
+		}
+		return ""
+	})
+	real("proxy")
+	if n := site.Queries("istio.io"); n != 1 {
+		t.Errorf("proxy: the site's DNS saw %d queries for istio.io, want still 1", n)
+	}
+	if rep := e.status(a); rep.DataPlane != "proxy" || len(rep.NameTable.Withheld) != 0 {
+		t.Errorf("proxy: status data plane %q, withheld %+v", rep.DataPlane, rep.NameTable.Withheld)
 	}
 }
