@@ -217,7 +217,7 @@ func (r *run) redirect() Check {
 		return c
 	}
 	c.Facts = map[string]any{"backend": rv.Backend, "active": rv.Active, "reason": rv.Reason, "lastError": rv.LastError,
-		"nameservers": rv.Nameservers, "domains": rv.Domains, "repairs": rv.Repairs, "resolvConfNameservers": ns}
+		"nameservers": rv.Nameservers, "domains": rv.Domains, "repairs": rv.Repairs, "link": rv.Link, "resolvConfNameservers": ns}
 	why := rv.LastError
 	if why == "" {
 		why = rv.Reason
@@ -280,8 +280,12 @@ func (r *run) redirect() Check {
 		case err == nil && !live.Present:
 			c.Status = Fail
 			c.Detail = fmt.Sprintf("the agent reports its %s redirect in place, but it is gone from the host: %s", rv.Backend, live.Detail)
-			c.Fix = "something removed it behind onramp's back (a ruleset flush, a firewall reload, configuration management); " +
-				"the agent restores it within seconds (onramp redirect status counts the repairs); if it does not, systemctl restart onramp"
+			how := "a ruleset flush, a firewall reload, configuration management"
+			if rv.Backend == "resolved" {
+				how = "resolvectl revert, a systemd-networkd reconfiguration, configuration management"
+			}
+			c.Fix = "something removed it behind onramp's back (" + how + "); " +
+				"the agent puts it back within seconds (onramp redirect status counts the repairs); if it does not, systemctl restart onramp"
 			return c
 		case err == nil:
 			c.Facts["live"] = live.Detail
