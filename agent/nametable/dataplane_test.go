@@ -130,6 +130,10 @@ func TestDataPlaneModes(t *testing.T) {
 	if s.DataPlane != "none" || len(s.Withheld) != 2 || slices.ContainsFunc(s.Entries, func(e Entry) bool { return e.Name == "istio.io." }) {
 		t.Errorf("snapshot: data plane %q, withheld %v", s.DataPlane, s.Withheld)
 	}
+	// Withheld names still route to the proxy (which forwards and counts them).
+	if d := ix.Domains(); !slices.Contains(d, "istio.io") {
+		t.Errorf("Domains() lacks the withheld istio.io: %v", d)
+	}
 	if ix.DataPlane() != DataPlaneNone || mustBuild(t, nil, HostContext{}, Options{}).DataPlane() != DataPlaneProxy {
 		t.Error("DataPlane()")
 	}

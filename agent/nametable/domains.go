@@ -45,6 +45,14 @@ func (ix *Index) Domains() []string {
 	for k := range ix.wild {
 		names = append(names, strings.ToLower(strings.TrimSuffix(wireToText(k), ".")))
 	}
+	// Withheld names too (dataPlane none): the proxy forwards them upstream
+	// as the host's resolver would, and counts their lookups for doctor.
+	for _, w := range ix.withheld {
+		name := strings.TrimPrefix(strings.TrimSuffix(w.Host, "."), "*.")
+		if strings.Count(name, ".") > 0 && !underZone(name, cd) {
+			names = append(names, name)
+		}
+	}
 	for k := range ix.ptr {
 		rev = append(rev, reverseZone(netip.AddrFrom16(k).Unmap()))
 	}
