@@ -2,7 +2,6 @@ package doctor
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -16,63 +15,6 @@ import (
 	"github.com/onramp-mesh/onramp/agent/nametable"
 	"github.com/onramp-mesh/onramp/agent/status"
 )
-
-// RedirectView is what doctor reads of the "redirect" section of the agent's
-// status report (/debug/status): the State of agent/redirect. An agent
-// without one reports no redirect state, and the redirect check says so
-// (unknown).
-type RedirectView struct {
-	// Backend is resolved, nftables or none.
-	Backend string `json:"backend"`
-	// Active is true while the plan is in place, as the agent last found it.
-	Active bool `json:"active"`
-	// Reason says why there is no redirect (backend none), or what failed.
-	Reason string `json:"reason,omitempty"`
-	// Listen, Domains and CaptureAll are the plan in place.
-	Listen     []string `json:"listen,omitempty"`
-	Domains    []string `json:"domains,omitempty"`
-	CaptureAll bool     `json:"captureAll,omitempty"`
-	// Mark is the socket mark that exempts onramp's own upstream queries.
-	Mark uint32 `json:"mark,omitempty"`
-	// Table is onramp's nftables table (family inet), Nameservers the
-	// addresses whose port-53 traffic it redirects to onramp.
-	Table       string   `json:"table,omitempty"`
-	Nameservers []string `json:"nameservers,omitempty"`
-	// Repairs counts the times the agent found its table gone and restored it.
-	Repairs int `json:"repairs,omitempty"`
-	// Link and Ifindex name the link resolved routes the mesh's domains through.
-	Link    string `json:"link,omitempty"`
-	Ifindex int    `json:"ifindex,omitempty"`
-	// LastError is the last failure to apply or keep the plan in place.
-	LastError string `json:"lastError,omitempty"`
-}
-
-// UnmarshalJSON reads the section as agent/status writes it, also with
-// the other spellings of its fields (inPlace for active, redirected for
-// nameservers, error for lastError).
-func (v *RedirectView) UnmarshalJSON(b []byte) error {
-	type plain RedirectView
-	var aux struct {
-		plain
-		InPlace    *bool    `json:"inPlace"`
-		Redirected []string `json:"redirected"`
-		Error      string   `json:"error"`
-	}
-	if err := json.Unmarshal(b, &aux); err != nil {
-		return err
-	}
-	*v = RedirectView(aux.plain)
-	if aux.InPlace != nil {
-		v.Active = v.Active || *aux.InPlace
-	}
-	if len(v.Nameservers) == 0 {
-		v.Nameservers = aux.Redirected
-	}
-	if v.LastError == "" {
-		v.LastError = aux.Error
-	}
-	return nil
-}
 
 // Live is what is in place on the host now, as an Inspector found it,
 // whatever the agent last reported.
@@ -89,17 +31,15 @@ type Live struct {
 // Inspector looks at what the redirect of rv put in place on the host
 // (e.g. the nftables table). It returns ErrNotInspected when it cannot tell
 // (another backend, no permission).
-type Inspector func(ctx context.Context, rv RedirectView) (Live, error)
+type Inspector func(ctx context.Context, rv status.Redirect) (Live, error)
 
 // ErrNotInspected is what an Inspector returns when it cannot look.
 var ErrNotInspected = errors.New("not inspected")
 
-// agentReport is the status report with the sections doctor reads that
-// the agent may or may not have.
-type agentReport struct {
-	status.Report
-	Redirect *RedirectView `json:"redirect,omitempty"`
-}
+// agentReport is the agent's status report. Its redirect section
+// (status.Redirect, nil for an agent without one) is what the redirect
+// check reads.
+type agentReport = status.Report
 
 // agentConfig is what doctor reads of /debug/config.
 type agentConfig struct {
@@ -216,7 +156,7 @@ func (r *run) redirect() Check {
 		c.Facts = map[string]any{"resolvConfNameservers": ns}
 		return c
 	}
-	c.Facts = map[string]any{"backend": rv.Backend, "active": rv.Active, "reason": rv.Reason, "lastError": rv.LastError,
+	c.Facts = map[string]any{"backend": rv.Backend, "inPlace": rv.InPlace, "reason": rv.Reason, "lastError": rv.LastError,
 		"nameservers": rv.Nameservers, "domains": rv.Domains, "repairs": rv.Repairs, "link": rv.Link, "resolvConfNameservers": ns}
 	why := rv.LastError
 	if why == "" {
@@ -235,7 +175,7 @@ func (r *run) redirect() Check {
 		return c
 	}
 	again := "see onramp redirect status and the agent's log (journalctl -u onramp); systemctl restart onramp applies it again"
-	if !rv.Active {
+	if !rv.InPlace {
 		c.Status, c.Detail, c.Fix = Fail, fmt.Sprintf("the %s redirect is not in place", rv.Backend), again
 		if why != "" {
 			c.Detail += ": " + why
@@ -668,7 +608,7 @@ func (r *run) loop() Check {
 			loops = append(loops, fmt.Sprintf("%s is systemd-resolved's stub, which sends mesh domains back to onramp", u))
 		}
 	}
-	if rv := r.rep.Redirect; rv != nil && rv.Active && rv.Mark == 0 {
+	if rv := r.rep.Redirect; rv != nil && rv.InPlace && rv.Mark == 0 {
 		for _, u := range ups {
 			for _, s := range rv.Nameservers {
 				if a, ok := parseAddrLoose(s); ok && a == u.Addr().Unmap() && u.Port() == 53 {
@@ -752,7 +692,7 @@ func (r *run) vips() Check {
 			c.Fix = "run an agent that withholds VIP-only names with dataPlane: none (onramp version), or run a data-plane proxy and set dataPlane: proxy"
 		case lookups > 0:
 			c.Status = Warn
-			c.Detail = fmt.Sprintf("dataPlane: none; applications on this host looked up %v times one of the %v names the mesh knows only by auto-allocated VIPs, and got the upstream's answer, not the mesh service",
+			c.Detail = fmt.Sprintf("dataPlane: none; applications on this host asked %v times for names the mesh knows only by auto-allocated VIPs (%v such names), and got the upstream's answer, not the mesh service",
 				lookups, withheld)
 			var looked []string
 			for _, w := range r.withheld {

@@ -93,8 +93,8 @@ func testResolved(t *testing.T, suite string) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	rep, code = doc()
-	st := status(rep)
-	if c := rep.Check(doctor.CheckRedirect); c.Facts["active"] == false {
+	st := verdicts(rep)
+	if c := rep.Check(doctor.CheckRedirect); c.Facts["inPlace"] == false {
 		// The agent could not apply its redirect here: doctor must name it,
 		// with the agent's reason, as the first broken link.
 		if code != 1 || rep.Broken != doctor.CheckRedirect || !strings.Contains(c.Detail, "is not in place") || c.Facts["lastError"] == "" {
