@@ -186,7 +186,25 @@ func TestMeshNameCachedThenUnique(t *testing.T) {
 	}
 	rep := Run(context.Background(), o)
 	c := rep.Check(CheckMeshName)
-	if c.Status != OK || !strings.Contains(c.Detail, "unique to this run") || !strings.HasPrefix(fmt.Sprint(c.Facts["uniqueName"]), "onramp-doctor-") {
+	if c.Status != OK || !strings.Contains(c.Detail, "from a cache") || !strings.HasPrefix(fmt.Sprint(c.Facts["confirmedWith"]), "onramp-doctor-") {
+		t.Errorf("%+v", c)
+	}
+}
+
+func TestMeshNameCachedThenAnother(t *testing.T) {
+	a, h := healthy()
+	a.table = `{"clusterDomain":"cluster.local","names":2,"entries":[
+		{"name":"productpage.ns1.svc.cluster.local.","registry":"Kubernetes","ips":["10.96.0.12"]},
+		{"name":"reviews.ns1.svc.cluster.local.","registry":"Kubernetes","ips":["10.96.0.13"]}]}`
+	h.answers["reviews.ns1.svc.cluster.local."] = []string{"10.96.0.13"}
+	o := options(a, h)
+	o.Resolve = func(ctx context.Context, name string) ([]netip.Addr, error) {
+		h.viaOnramp = name != "productpage.ns1.svc.cluster.local." // that one is cached
+		return h.resolve(ctx, name)
+	}
+	rep := Run(context.Background(), o)
+	c := rep.Check(CheckMeshName)
+	if c.Status != OK || c.Facts["confirmedWith"] != "reviews.ns1.svc.cluster.local." {
 		t.Errorf("%+v", c)
 	}
 }
