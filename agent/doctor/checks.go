@@ -168,10 +168,10 @@ func (r *run) redirect() Check {
 		if why != "" {
 			c.Detail += " (" + why + ")"
 		}
-		c.Fix = fmt.Sprintf("set redirect.mode: auto in the configuration and restart the agent, or point clients at onramp: "+
-			"on a systemd-resolved host `resolvectl dns lo %s` with `resolvectl domain lo ~cluster.local`; "+
-			"elsewhere listen on port 53 (dns.listen: [127.0.0.1:53]) and write nameserver 127.0.0.1 first in /etc/resolv.conf",
-			r.firstListen())
+		c.Fix = fmt.Sprintf("set redirect.mode: auto (or resolved, or nftables) in the configuration and restart the agent; "+
+			"or point clients at onramp yourself: ask %s directly (dig @%s -p %d), or, on a host without systemd-resolved, "+
+			"listen on port 53 (dns.listen: [127.0.0.1:53], dns.upstreams: your real servers) and put nameserver 127.0.0.1 first in /etc/resolv.conf",
+			r.firstListen(), netip.MustParseAddrPort(r.firstListen()).Addr(), netip.MustParseAddrPort(r.firstListen()).Port())
 		return c
 	}
 	again := "see onramp redirect status and the agent's log (journalctl -u onramp); systemctl restart onramp applies it again"
