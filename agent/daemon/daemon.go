@@ -39,9 +39,6 @@ import (
 	"github.com/onramp-mesh/onramp/installer/bundle"
 )
 
-// IstioVersion is the ISTIO_VERSION the agent reports in its node metadata.
-const IstioVersion = "1.28.0"
-
 // NewLogger builds the process logger from the log configuration.
 func NewLogger(c config.Log) hclog.Logger {
 	return hclog.New(&hclog.LoggerOptions{

@@ -186,6 +186,7 @@ func Build(t *ndspb.NameTable, hc HostContext, opt Options) (*Index, error) {
 	table := t.GetTable()
 	ix.hosts = len(table)
 	b.byName = make(map[string]int, len(table))
+	b.entries = make([]parsedEntry, 0, len(table))
 	for _, key := range slices.Sorted(maps.Keys(table)) {
 		b.add(key, table[key])
 	}

@@ -9,6 +9,7 @@
 package status
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,6 +17,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -323,10 +325,22 @@ func (r Report) WriteText(w io.Writer) {
 		nt += ", last push " + r.NameTable.LastPush.Format(time.RFC3339)
 	}
 	row("name table", nt)
-	for _, sk := range r.NameTable.Skipped {
+	// At most ten lines each; -o json lists all.
+	const most = 10
+	for i, sk := range r.NameTable.Skipped {
+		if i == most {
+			row("not served", fmt.Sprintf("and %d more (onramp status -o json lists them)", len(r.NameTable.Skipped)-most))
+			break
+		}
 		row("not served", sk.String())
 	}
-	for _, w := range r.NameTable.Withheld {
+	withheld := slices.Clone(r.NameTable.Withheld) // the names looked up first
+	slices.SortStableFunc(withheld, func(a, b nametable.Withheld) int { return cmp.Compare(b.Lookups, a.Lookups) })
+	for i, w := range withheld {
+		if i == most {
+			row("withheld", fmt.Sprintf("and %d more (onramp status -o json lists them)", len(withheld)-most))
+			break
+		}
 		row("withheld", fmt.Sprintf("%s (only auto-allocated VIPs %s; forwarded upstream, %d lookups)", w.Host, strings.Join(w.VIPs, ","), w.Lookups))
 	}
 	if r.NameTable.SaveError != "" {
