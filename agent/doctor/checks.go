@@ -2,7 +2,6 @@ package doctor
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -16,63 +15,6 @@ import (
 	"github.com/onramp-mesh/onramp/agent/nametable"
 	"github.com/onramp-mesh/onramp/agent/status"
 )
-
-// RedirectView is what doctor reads of the "redirect" section of the agent's
-// status report (/debug/status): the State of agent/redirect. An agent
-// without one reports no redirect state, and the redirect check says so
-// (unknown).
-type RedirectView struct {
-	// Backend is resolved, nftables or none.
-	Backend string `json:"backend"`
-	// Active is true while the plan is in place, as the agent last found it.
-	Active bool `json:"active"`
-	// Reason says why there is no redirect (backend none), or what failed.
-	Reason string `json:"reason,omitempty"`
-	// Listen, Domains and CaptureAll are the plan in place.
-	Listen     []string `json:"listen,omitempty"`
-	Domains    []string `json:"domains,omitempty"`
-	CaptureAll bool     `json:"captureAll,omitempty"`
-	// Mark is the socket mark that exempts onramp's own upstream queries.
-	Mark uint32 `json:"mark,omitempty"`
-	// Table is onramp's nftables table (family inet), Nameservers the
-	// addresses whose port-53 traffic it redirects to onramp.
-	Table       string   `json:"table,omitempty"`
-	Nameservers []string `json:"nameservers,omitempty"`
-	// Repairs counts the times the agent found its table gone and restored it.
-	Repairs int `json:"repairs,omitempty"`
-	// Link and Ifindex name the link resolved routes the mesh's domains through.
-	Link    string `json:"link,omitempty"`
-	Ifindex int    `json:"ifindex,omitempty"`
-	// LastError is the last failure to apply or keep the plan in place.
-	LastError string `json:"lastError,omitempty"`
-}
-
-// UnmarshalJSON reads the section as agent/status writes it, also with
-// the other spellings of its fields (inPlace for active, redirected for
-// nameservers, error for lastError).
-func (v *RedirectView) UnmarshalJSON(b []byte) error {
-	type plain RedirectView
-	var aux struct {
-		plain
-		InPlace    *bool    `json:"inPlace"`
-		Redirected []string `json:"redirected"`
-		Error      string   `json:"error"`
-	}
-	if err := json.Unmarshal(b, &aux); err != nil {
-		return err
-	}
-	*v = RedirectView(aux.plain)
-	if aux.InPlace != nil {
-		v.Active = v.Active || *aux.InPlace
-	}
-	if len(v.Nameservers) == 0 {
-		v.Nameservers = aux.Redirected
-	}
-	if v.LastError == "" {
-		v.LastError = aux.Error
-	}
-	return nil
-}
 
 // Live is what is in place on the host now, as an Inspector found it,
 // whatever the agent last reported.
@@ -89,17 +31,15 @@ type Live struct {
 // Inspector looks at what the redirect of rv put in place on the host
 // (e.g. the nftables table). It returns ErrNotInspected when it cannot tell
 // (another backend, no permission).
-type Inspector func(ctx context.Context, rv RedirectView) (Live, error)
+type Inspector func(ctx context.Context, rv status.Redirect) (Live, error)
 
 // ErrNotInspected is what an Inspector returns when it cannot look.
 var ErrNotInspected = errors.New("not inspected")
 
-// agentReport is the status report with the sections doctor reads that
-// the agent may or may not have.
-type agentReport struct {
-	status.Report
-	Redirect *RedirectView `json:"redirect,omitempty"`
-}
+// agentReport is the agent's status report. Its redirect section
+// (status.Redirect, nil for an agent without one) is what the redirect
+// check reads.
+type agentReport = status.Report
 
 // agentConfig is what doctor reads of /debug/config.
 type agentConfig struct {
@@ -216,7 +156,7 @@ func (r *run) redirect() Check {
 		c.Facts = map[string]any{"resolvConfNameservers": ns}
 		return c
 	}
-	c.Facts = map[string]any{"backend": rv.Backend, "active": rv.Active, "reason": rv.Reason, "lastError": rv.LastError,
+	c.Facts = map[string]any{"backend": rv.Backend, "inPlace": rv.InPlace, "reason": rv.Reason, "lastError": rv.LastError,
 		"nameservers": rv.Nameservers, "domains": rv.Domains, "repairs": rv.Repairs, "link": rv.Link, "resolvConfNameservers": ns}
 	why := rv.LastError
 	if why == "" {
@@ -228,14 +168,14 @@ func (r *run) redirect() Check {
 		if why != "" {
 			c.Detail += " (" + why + ")"
 		}
-		c.Fix = fmt.Sprintf("set redirect.mode: auto in the configuration and restart the agent, or point clients at onramp: "+
-			"on a systemd-resolved host `resolvectl dns lo %s` with `resolvectl domain lo ~cluster.local`; "+
-			"elsewhere listen on port 53 (dns.listen: [127.0.0.1:53]) and write nameserver 127.0.0.1 first in /etc/resolv.conf",
-			r.firstListen())
+		c.Fix = fmt.Sprintf("set redirect.mode: auto (or resolved, or nftables) in the configuration and restart the agent; "+
+			"or point clients at onramp yourself: ask %s directly (dig @%s -p %d), or, on a host without systemd-resolved, "+
+			"listen on port 53 (dns.listen: [127.0.0.1:53], dns.upstreams: your real servers) and put nameserver 127.0.0.1 first in /etc/resolv.conf",
+			r.firstListen(), netip.MustParseAddrPort(r.firstListen()).Addr(), netip.MustParseAddrPort(r.firstListen()).Port())
 		return c
 	}
 	again := "see onramp redirect status and the agent's log (journalctl -u onramp); systemctl restart onramp applies it again"
-	if !rv.Active {
+	if !rv.InPlace {
 		c.Status, c.Detail, c.Fix = Fail, fmt.Sprintf("the %s redirect is not in place", rv.Backend), again
 		if why != "" {
 			c.Detail += ": " + why
@@ -420,9 +360,9 @@ func (r *run) probe() (name string, want []netip.Addr, err error) {
 // uniqueProbe returns a name under one of the table's wildcard hosts that
 // no one has asked before (a label with the time in it), with the addresses
 // the mesh gives it.
-func (r *run) uniqueProbe() (string, []netip.Addr, bool) {
+func (r *run) uniqueProbe() (probeName, bool) {
 	if r.snap == nil {
-		return "", nil, false
+		return probeName{}, false
 	}
 	for _, e := range r.snap.Entries {
 		if !strings.HasPrefix(e.Name, "*.") {
@@ -437,10 +377,48 @@ func (r *run) uniqueProbe() (string, []netip.Addr, bool) {
 			}
 		}
 		if v4 {
-			return fmt.Sprintf("onramp-doctor-%d.%s", r.o.Now().UnixNano(), dns.Fqdn(strings.TrimPrefix(e.Name, "*."))), want, true
+			return probeName{fmt.Sprintf("onramp-doctor-%d.%s", r.o.Now().UnixNano(), dns.Fqdn(strings.TrimPrefix(e.Name, "*."))), want}, true
 		}
 	}
-	return "", nil, false
+	return probeName{}, false
+}
+
+// probeName is a name to look up and the addresses the mesh gives it.
+type probeName struct {
+	name string
+	want []netip.Addr
+}
+
+// alternates are up to n other names of the table with an IPv4 address,
+// starting at a place that changes with the clock, so that runs one after
+// the other do not ask the same names.
+func (r *run) alternates(not string, n int) []probeName {
+	var all []probeName
+	for _, e := range r.snap.Entries {
+		if strings.HasPrefix(e.Name, "*.") || strings.EqualFold(e.Name, not) {
+			continue
+		}
+		p := probeName{name: e.Name}
+		v4 := false
+		for _, s := range e.IPs {
+			if a, err := netip.ParseAddr(s); err == nil {
+				p.want = append(p.want, a.Unmap())
+				v4 = v4 || a.Unmap().Is4()
+			}
+		}
+		if v4 {
+			all = append(all, p)
+		}
+	}
+	if len(all) <= n {
+		return all
+	}
+	start := int(uint64(r.o.Now().UnixNano()) % uint64(len(all)))
+	out := make([]probeName, 0, n)
+	for i := 0; i < n; i++ {
+		out = append(out, all[(start+i)%len(all)])
+	}
+	return out
 }
 
 func (r *run) meshName() Check {
@@ -499,20 +477,31 @@ func (r *run) meshName() Check {
 	}
 	if after[metricMeshAnswers] <= before[metricMeshAnswers] {
 		// A cache between answered. A name under a wildcard host, unique to
-		// this run, is in no cache: if the table has one, it tells.
-		if uname, uwant, ok := r.uniqueProbe(); ok {
+		// this run, is in no cache; other names of the table may not be.
+		var tries []probeName
+		if u, ok := r.uniqueProbe(); ok {
+			tries = append(tries, u)
+		}
+		tries = append(tries, r.alternates(name, 3)...)
+		var asked []string
+		for _, p := range tries {
 			b, err1 := getMetrics(ctx, r.o.Agent)
-			ugot, uerr := r.o.Resolve(ctx, uname)
+			pgot, perr := r.o.Resolve(ctx, p.name)
 			a, err2 := getMetrics(ctx, r.o.Agent)
-			c.Facts["uniqueName"], c.Facts["uniqueGot"] = uname, addrStrings(ugot)
-			if err1 == nil && err2 == nil && uerr == nil && len(ugot) > 0 && !slices.ContainsFunc(ugot, func(x netip.Addr) bool { return !slices.Contains(uwant, x) }) &&
-				a[metricMeshAnswers] > b[metricMeshAnswers] {
-				r.meshOK = true
-				c.Status = OK
-				c.Detail = fmt.Sprintf("getent ahosts %s gives the mesh's %s from a cache; %s, unique to this run, gives the mesh's %s, answered by onramp (mesh answers %v -> %v)",
-					name, strings.Join(addrStrings(got), " "), uname, strings.Join(addrStrings(ugot), " "), b[metricMeshAnswers], a[metricMeshAnswers])
-				return c
+			asked = append(asked, p.name)
+			if err1 != nil || err2 != nil || perr != nil || len(pgot) == 0 || slices.ContainsFunc(pgot, func(x netip.Addr) bool { return !slices.Contains(p.want, x) }) ||
+				a[metricMeshAnswers] <= b[metricMeshAnswers] {
+				continue
 			}
+			r.meshOK = true
+			c.Facts["confirmedWith"], c.Facts["confirmedGot"] = p.name, addrStrings(pgot)
+			c.Status = OK
+			c.Detail = fmt.Sprintf("getent ahosts %s gives the mesh's %s from a cache; %s gives the mesh's %s, answered by onramp (mesh answers %v -> %v)",
+				name, strings.Join(addrStrings(got), " "), p.name, strings.Join(addrStrings(pgot), " "), b[metricMeshAnswers], a[metricMeshAnswers])
+			return c
+		}
+		if len(asked) > 0 {
+			c.Facts["alsoAsked"] = asked
 		}
 		c.Status = Warn
 		c.Detail = fmt.Sprintf("getent ahosts %s gives the mesh's %s, but onramp counted no mesh answer for it: a cache between the application and onramp answered", name, strings.Join(addrStrings(got), " "))
@@ -668,7 +657,7 @@ func (r *run) loop() Check {
 			loops = append(loops, fmt.Sprintf("%s is systemd-resolved's stub, which sends mesh domains back to onramp", u))
 		}
 	}
-	if rv := r.rep.Redirect; rv != nil && rv.Active && rv.Mark == 0 {
+	if rv := r.rep.Redirect; rv != nil && rv.InPlace && rv.Mark == 0 {
 		for _, u := range ups {
 			for _, s := range rv.Nameservers {
 				if a, ok := parseAddrLoose(s); ok && a == u.Addr().Unmap() && u.Port() == 53 {
@@ -752,7 +741,7 @@ func (r *run) vips() Check {
 			c.Fix = "run an agent that withholds VIP-only names with dataPlane: none (onramp version), or run a data-plane proxy and set dataPlane: proxy"
 		case lookups > 0:
 			c.Status = Warn
-			c.Detail = fmt.Sprintf("dataPlane: none; applications on this host looked up %v times one of the %v names the mesh knows only by auto-allocated VIPs, and got the upstream's answer, not the mesh service",
+			c.Detail = fmt.Sprintf("dataPlane: none; applications on this host asked %v times for names the mesh knows only by auto-allocated VIPs (%v such names), and got the upstream's answer, not the mesh service",
 				lookups, withheld)
 			var looked []string
 			for _, w := range r.withheld {

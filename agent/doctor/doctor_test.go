@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/onramp-mesh/onramp/agent/status"
 )
 
 // fakeAgent is a status server in memory: its mesh counter moves when the
@@ -184,7 +186,25 @@ func TestMeshNameCachedThenUnique(t *testing.T) {
 	}
 	rep := Run(context.Background(), o)
 	c := rep.Check(CheckMeshName)
-	if c.Status != OK || !strings.Contains(c.Detail, "unique to this run") || !strings.HasPrefix(fmt.Sprint(c.Facts["uniqueName"]), "onramp-doctor-") {
+	if c.Status != OK || !strings.Contains(c.Detail, "from a cache") || !strings.HasPrefix(fmt.Sprint(c.Facts["confirmedWith"]), "onramp-doctor-") {
+		t.Errorf("%+v", c)
+	}
+}
+
+func TestMeshNameCachedThenAnother(t *testing.T) {
+	a, h := healthy()
+	a.table = `{"clusterDomain":"cluster.local","names":2,"entries":[
+		{"name":"productpage.ns1.svc.cluster.local.","registry":"Kubernetes","ips":["10.96.0.12"]},
+		{"name":"reviews.ns1.svc.cluster.local.","registry":"Kubernetes","ips":["10.96.0.13"]}]}`
+	h.answers["reviews.ns1.svc.cluster.local."] = []string{"10.96.0.13"}
+	o := options(a, h)
+	o.Resolve = func(ctx context.Context, name string) ([]netip.Addr, error) {
+		h.viaOnramp = name != "productpage.ns1.svc.cluster.local." // that one is cached
+		return h.resolve(ctx, name)
+	}
+	rep := Run(context.Background(), o)
+	c := rep.Check(CheckMeshName)
+	if c.Status != OK || c.Facts["confirmedWith"] != "reviews.ns1.svc.cluster.local." {
 		t.Errorf("%+v", c)
 	}
 }
@@ -210,26 +230,24 @@ func TestRedirectReported(t *testing.T) {
 		want    Status
 		broken  string
 	}{
-		{`{"backend":"nftables","active":true,"mark":4242,"table":"onramp","nameservers":["10.9.0.2"],"listen":["127.0.0.1:15053"]}`, OK, ""},
-		{`{"backend":"nftables","active":true,"mark":4242,"table":"gone","nameservers":["10.9.0.2"]}`, Fail, CheckRedirect},
-		{`{"backend":"nftables","active":true,"mark":4242,"table":"partial","nameservers":["10.9.0.2"]}`, Fail, CheckRedirect},
-		{`{"backend":"nftables","active":true,"mark":4242,"table":"onramp","nameservers":["10.1.1.1"]}`, Fail, CheckRedirect},
-		{`{"backend":"nftables","active":true,"mark":4242,"table":"onramp","captureAll":true}`, OK, ""},
-		{`{"backend":"nftables","active":true,"mark":4242,"listen":["127.0.0.1:5353"],"nameservers":["10.9.0.2"]}`, Fail, CheckRedirect},
-		{`{"backend":"nftables","active":false}`, Fail, CheckRedirect},
-		{`{"backend":"nftables","inPlace":true,"mark":4242,"table":"onramp","redirected":["10.9.0.2"]}`, OK, ""},
+		{`{"backend":"nftables","inPlace":true,"mark":4242,"table":"onramp","redirected":["10.9.0.2"],"listen":["127.0.0.1:15053"]}`, OK, ""},
+		{`{"backend":"nftables","inPlace":true,"mark":4242,"table":"gone","redirected":["10.9.0.2"]}`, Fail, CheckRedirect},
+		{`{"backend":"nftables","inPlace":true,"mark":4242,"table":"partial","redirected":["10.9.0.2"]}`, Fail, CheckRedirect},
 		{`{"backend":"nftables","inPlace":true,"mark":4242,"table":"onramp","redirected":["10.1.1.1"]}`, Fail, CheckRedirect},
+		{`{"backend":"nftables","inPlace":true,"mark":4242,"table":"onramp","captureAll":true}`, OK, ""},
+		{`{"backend":"nftables","inPlace":true,"mark":4242,"listen":["127.0.0.1:5353"],"redirected":["10.9.0.2"]}`, Fail, CheckRedirect},
+		{`{"backend":"nftables","inPlace":false}`, Fail, CheckRedirect},
 		{`{"backend":"nftables","inPlace":false,"error":"netlink: operation not permitted"}`, Fail, CheckRedirect},
-		{`{"backend":"resolved","active":false,"lastError":"resolved is not on the bus"}`, Fail, CheckRedirect},
-		{`{"backend":"resolved","active":true,"domains":["svc.cluster.local"]}`, Fail, CheckRedirect},
-		{`{"backend":"resolved","active":true,"domains":["cluster.local","example.org"]}`, OK, ""},
+		{`{"backend":"resolved","inPlace":false,"error":"resolved is not on the bus"}`, Fail, CheckRedirect},
+		{`{"backend":"resolved","inPlace":true,"domains":["svc.cluster.local"]}`, Fail, CheckRedirect},
+		{`{"backend":"resolved","inPlace":true,"domains":["cluster.local","example.org"]}`, OK, ""},
 		{`{"backend":"none","reason":"no resolved and no nftables"}`, Warn, ""},
 	} {
 		a, h := healthy()
 		a.report = `{"dns":{"listen":["127.0.0.1:15053"],"upstreams":["10.9.0.2:53"]},"nameTable":{"names":3},"redirect":` + tc.section + "}"
 		o := options(a, h)
 		o.ResolvConf = "nameserver 10.9.0.2\n"
-		o.Inspect = func(_ context.Context, rv RedirectView) (Live, error) {
+		o.Inspect = func(_ context.Context, rv status.Redirect) (Live, error) {
 			switch rv.Table {
 			case "":
 				return Live{}, ErrNotInspected
@@ -283,9 +301,9 @@ func TestLoop(t *testing.T) {
 	}{
 		{`{"listen":["127.0.0.1:53"],"upstreams":["127.0.0.1:53"]}`, "", Fail},
 		{`{"listen":["0.0.0.0:53"],"upstreams":["127.0.0.1:53"]}`, "", Fail},
-		{`{"listen":["127.0.0.1:15053"],"upstreams":["127.0.0.53:53"]}`, `,"redirect":{"backend":"resolved","active":true}`, Fail},
-		{`{"listen":["127.0.0.1:15053"],"upstreams":["10.9.0.2:53"]}`, `,"redirect":{"backend":"nftables","active":true,"nameservers":["10.9.0.2"]}`, Fail},
-		{`{"listen":["127.0.0.1:15053"],"upstreams":["10.9.0.2:53"]}`, `,"redirect":{"backend":"nftables","active":true,"mark":7,"nameservers":["10.9.0.2"]}`, OK},
+		{`{"listen":["127.0.0.1:15053"],"upstreams":["127.0.0.53:53"]}`, `,"redirect":{"backend":"resolved","inPlace":true}`, Fail},
+		{`{"listen":["127.0.0.1:15053"],"upstreams":["10.9.0.2:53"]}`, `,"redirect":{"backend":"nftables","inPlace":true,"redirected":["10.9.0.2"]}`, Fail},
+		{`{"listen":["127.0.0.1:15053"],"upstreams":["10.9.0.2:53"]}`, `,"redirect":{"backend":"nftables","inPlace":true,"mark":7,"redirected":["10.9.0.2"]}`, OK},
 		{`{"listen":["127.0.0.1:15053"]}`, "", Warn},
 	} {
 		a, h := healthy()
@@ -307,8 +325,8 @@ func TestVIPs(t *testing.T) {
 		detail                       string
 	}{
 		{"proxy", `{"dataPlane":"proxy"}`, okTable, "", OK, "for the proxy on this VM"},
-		{"none, looked up", `{"dataPlane":"none"}`, noVIPTable, "onramp_nametable_withheld_names 2\nonramp_nametable_withheld_lookups_total 5\n", Warn, "looked up 5 times one of the 2 names"},
-		{"none, looked up, listed", `{"dataPlane":"none"}`, withheldTable, "onramp_nametable_withheld_names 2\nonramp_nametable_withheld_lookups_total 5\n", Warn, "auto-allocated VIPs, and got the upstream's answer, not the mesh service: api.stripe.com (5)"},
+		{"none, looked up", `{"dataPlane":"none"}`, noVIPTable, "onramp_nametable_withheld_names 2\nonramp_nametable_withheld_lookups_total 5\n", Warn, "asked 5 times for names the mesh knows only by auto-allocated VIPs (2 such names)"},
+		{"none, looked up, listed", `{"dataPlane":"none"}`, withheldTable, "onramp_nametable_withheld_names 2\nonramp_nametable_withheld_lookups_total 5\n", Warn, "got the upstream's answer, not the mesh service: api.stripe.com (5)"},
 		{"none, not looked up", `{"dataPlane":"none"}`, noVIPTable, "onramp_nametable_withheld_names 2\nonramp_nametable_withheld_lookups_total 0\n", OK, "no application has looked one up"},
 		{"none, VIPs answered", `{"dataPlane":"none"}`, okTable, "", Warn, "nothing on this host can reach"},
 		{"unsaid", `{}`, okTable, "", Warn, "does not say whether"},

@@ -8,6 +8,8 @@ import (
 	"os"
 
 	"github.com/google/nftables"
+
+	"github.com/onramp-mesh/onramp/agent/status"
 )
 
 // NftablesInspector is the Inspector of the nftables backend: it reads, over
@@ -15,7 +17,7 @@ import (
 // inet) is there with its rules, and which addresses its sets redirect. It
 // needs CAP_NET_ADMIN; without it, or for another backend, it returns
 // ErrNotInspected.
-func NftablesInspector(_ context.Context, rv RedirectView) (Live, error) {
+func NftablesInspector(_ context.Context, rv status.Redirect) (Live, error) {
 	if rv.Backend != "nftables" || rv.Table == "" {
 		return Live{}, ErrNotInspected
 	}

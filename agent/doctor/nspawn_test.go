@@ -35,8 +35,11 @@ func testResolved(t *testing.T, suite string) {
 	if err := os.WriteFile(tablePath, []byte(table), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// The agent runs as root; the machine keeps CAP_NET_ADMIN so that the
+	// resolved backend can create its own link.
 	m := nspawn.ForTest(t, suite, nspawn.Opts{
-		DNS: []netip.Addr{netip.MustParseAddr("10.213.0.1")},
+		Capabilities: []string{"CAP_NET_ADMIN"},
+		DNS:          []netip.Addr{netip.MustParseAddr("10.213.0.1")},
 		Binds: []nspawn.Bind{
 			{Src: bin.Onramp, Dst: "/usr/local/bin/onramp"},
 			{Src: tablePath, Dst: "/etc/onramp/table.json"},
@@ -93,8 +96,8 @@ func testResolved(t *testing.T, suite string) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	rep, code = doc()
-	st := status(rep)
-	if c := rep.Check(doctor.CheckRedirect); c.Facts["active"] == false {
+	st := verdicts(rep)
+	if c := rep.Check(doctor.CheckRedirect); c.Facts["inPlace"] == false {
 		// The agent could not apply its redirect here: doctor must name it,
 		// with the agent's reason, as the first broken link.
 		if code != 1 || rep.Broken != doctor.CheckRedirect || !strings.Contains(c.Detail, "is not in place") || c.Facts["lastError"] == "" {
@@ -117,5 +120,14 @@ func testResolved(t *testing.T, suite string) {
 	rep, code = doc()
 	if code != 1 || rep.Broken != doctor.CheckRedirect || !strings.Contains(rep.Check(doctor.CheckRedirect).Detail, "gone from the host") {
 		t.Fatalf("%s, link reverted: exit %d, broken %q, %+v", suite, code, rep.Broken, rep.Check(doctor.CheckRedirect))
+	}
+	// The agent applies its link again at its next check; the path is healthy again.
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(time.Second) {
+		if rep, code = doc(); code == 0 && rep.Healthy {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: still broken 20 s after the revert: %v", suite, verdicts(rep))
+		}
 	}
 }

@@ -8,11 +8,13 @@ import (
 	"strings"
 
 	"github.com/godbus/dbus/v5"
+
+	"github.com/onramp-mesh/onramp/agent/status"
 )
 
 // HostInspector is the Inspector of the command: NftablesInspector for the
 // nftables backend, ResolvedInspector for resolved.
-func HostInspector(ctx context.Context, rv RedirectView) (Live, error) {
+func HostInspector(ctx context.Context, rv status.Redirect) (Live, error) {
 	switch rv.Backend {
 	case "nftables":
 		return NftablesInspector(ctx, rv)
@@ -26,7 +28,7 @@ func HostInspector(ctx context.Context, rv RedirectView) (Live, error) {
 // redirect's link: a DNS server and the routing domains (the mesh's, or
 // "~." with captureAll). A link reverted behind onramp's back (resolvectl
 // revert, a networkd reload) has neither.
-func ResolvedInspector(ctx context.Context, rv RedirectView) (Live, error) {
+func ResolvedInspector(ctx context.Context, rv status.Redirect) (Live, error) {
 	if rv.Backend != "resolved" {
 		return Live{}, ErrNotInspected
 	}
