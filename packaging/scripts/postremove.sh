@@ -11,7 +11,7 @@
 # and the istio-token must not outlive the package). rpm itself keeps a
 # modified onramp.yaml as onramp.yaml.rpmsave, and the user and group stay
 # (Fedora's rule: a uid is never handed out again while files may carry it);
-# `onramp uninstall --purge` before `rpm -e` removes them too.
+# `userdel onramp` after `rpm -e` removes them too.
 set -e
 if [ -d /run/systemd/system ]; then
 	systemctl daemon-reload >/dev/null 2>&1 || true

@@ -80,6 +80,9 @@ WorkloadEntry, and serves the mesh's names from a local caching DNS proxy.`,
 		cmds      []*cobra.Command
 	}{
 		{"setup", "Setting up this machine:", []*cobra.Command{
+			newBootstrapCmd(),
+			newCloudInitCmd(),
+			newUninstallCmd(),
 			newConfigCmd(),
 		}},
 		{"agent", "Running the agent:", []*cobra.Command{
@@ -90,6 +93,7 @@ WorkloadEntry, and serves the mesh's names from a local caching DNS proxy.`,
 			newLookupCmd(),
 			newNameTableCmd(),
 			newDoctorCmd(),
+			newRedirectCmd(),
 		}},
 		{"other", "Other commands:", []*cobra.Command{
 			newVersionCmd(),
