@@ -223,7 +223,12 @@ func TestDeb(t *testing.T) {
 
 			// Remove: stopped, disabled, binary gone; configuration, state and user kept.
 			apt("remove", "onramp")
-			wantState(t, ctx, m, "after remove", "onramp.service active=inactive")
+			// Stopped: inactive, or failed when systemd 257 could not spawn
+			// the ExecStopPost= task during the stop (seen once: "Failed to
+			// spawn executor: No such file or directory").
+			if st := unitState(ctx, m); !strings.Contains(st, "onramp.service active=inactive") && !strings.Contains(st, "onramp.service active=failed") {
+				t.Errorf("after remove: units: %s; want onramp.service stopped", st)
+			}
 			sh(t, ctx, m, `! test -e /usr/bin/onramp && ! test -e /lib/systemd/system/onramp.service &&
 				test -f /etc/onramp/onramp.yaml && test -d /var/lib/onramp && getent passwd onramp >/dev/null &&
 				! ls /etc/systemd/system/*/onramp.* 2>/dev/null`)
