@@ -67,7 +67,8 @@ deb rpm: docs
 	mkdir -p dist
 	@set -e; for a in $(PKG_ARCHES); do \
 		CGO_ENABLED=0 GOOS=linux GOARCH=$$a $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/pkg/onramp ./agent/cmd/onramp; \
-		VERSION=$(VERSION) ARCH=$$a $(GO) tool nfpm package --config packaging/nfpm.yaml --packager $@ --target dist/; \
+		packaging/nfpm-config.sh $(BIN)/pkg/onramp $(BIN)/docs > $(BIN)/pkg/nfpm.yaml; \
+		VERSION=$(VERSION) ARCH=$$a $(GO) tool nfpm package --config $(BIN)/pkg/nfpm.yaml --packager $@ --target dist/; \
 	done
 
 # lint-packages: lintian on the .debs (0 errors; overrides and accepted warnings are explained in

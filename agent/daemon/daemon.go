@@ -43,6 +43,9 @@ const IstioVersion = "1.28.0"
 
 // NewLogger builds the process logger from the log configuration.
 func NewLogger(c config.Log) hclog.Logger {
+	if l := journalLogger(c); l != nil { // under systemd: native journal entries with fields
+		return l
+	}
 	return hclog.New(&hclog.LoggerOptions{
 		Name:       "onramp",
 		Level:      hclog.LevelFromString(c.Level),
@@ -53,6 +56,9 @@ func NewLogger(c config.Log) hclog.Logger {
 
 // Run runs the agent until ctx ends, or until a component fails.
 func Run(ctx context.Context, cfg config.Config, version string) error {
+	if err := checkConfigured(cfg); err != nil {
+		return err
+	}
 	return run(ctx, cfg, version, hostEnv{activated: activatedSockets})
 }
 
@@ -188,6 +194,7 @@ func (a *agent) services() []service {
 	// Under systemd (Type=notify, WatchdogSec=) the agent says when it is
 	// ready and keeps pinging the watchdog; elsewhere both do nothing.
 	s = append(s, service{"watchdog", func(ctx context.Context) error { return health.RunWatchdog(ctx, nil, a.log) }, false})
+	s = append(s, service{"sd-status", a.runStatusLine, false})
 	return s
 }
 

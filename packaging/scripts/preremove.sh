@@ -1,5 +1,5 @@
 #!/bin/sh
-# onramp preremove (deb prerm: remove|upgrade NEW|deconfigure...; rpm %preun:
+# onramp preremove (deb prerm: remove|upgrade NEW|deconfigure...; RPM %preun:
 # $1 = 0 erase, 1 upgrade).
 #
 # On removal (not on upgrade): stop and disable the units, then undo the
