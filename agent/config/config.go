@@ -36,7 +36,10 @@ type Config struct {
 	StateDir string `json:"stateDir,omitempty"`
 
 	// DataPlane says whether a data-plane proxy on the VM (Envoy, ztunnel)
-	// carries traffic to the mesh's auto-allocated VIPs: "none" or "proxy".
+	// carries traffic to the mesh's auto-allocated VIPs: "none" (the
+	// default: names known only by VIPs are forwarded upstream, since
+	// nothing on the host could reach a VIP) or "proxy" (VIPs answered as
+	// Istio's agent answers them).
 	DataPlane string `json:"dataPlane,omitempty"`
 
 	DNS      DNS      `json:"dns"`
@@ -161,7 +164,7 @@ func Default() Config {
 				StaleWindow: Duration(24 * time.Hour),
 			},
 		},
-		DataPlane: DataPlaneProxy,
+		DataPlane: DataPlaneNone,
 		Redirect:  Redirect{Mode: RedirectAuto},
 		Status:    Status{Listen: "127.0.0.1:15020"},
 		Identity:  Identity{KeyType: "ecdsa", Validity: Duration(24 * time.Hour)},

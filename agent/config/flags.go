@@ -44,7 +44,7 @@ func NewFlags(fs *pflag.FlagSet) *Flags {
 	fs.StringVar(&f.logLevel, "log-level", "", "trace, debug, info, warn or error (default info)")
 	fs.BoolVar(&f.logJSON, "log-json", false, "log JSON lines")
 	fs.StringVar(&f.redirect, "redirect", "", "point the host's resolver at onramp: auto, resolved, nftables or none (default auto)")
-	fs.StringVar(&f.dataPlane, "data-plane", "", "none, or proxy when a proxy on the VM carries the mesh's VIPs (default "+DataPlaneProxy+")")
+	fs.StringVar(&f.dataPlane, "data-plane", "", "none, or proxy when a proxy on the VM (Envoy, ztunnel) carries the mesh's auto-allocated VIPs (default "+DataPlaneNone+")")
 	return f
 }
 

@@ -101,7 +101,7 @@ func TestCheck(t *testing.T) {
 		{"bundle without mesh.yaml", "bundle: " + broken + "\nstateDir: " + state, want{false, Error, "bundle", broken + "/mesh.yaml: missing"}},
 		{"bundle is a file", "bundle: " + file + "\nstateDir: " + state, want{false, Error, "bundle", "is not a directory"}},
 		{"bundle absent", "bundle: " + filepath.Join(dir, "absent") + "\nstateDir: " + state, want{false, Error, "bundle", "no such file"}},
-		{"table entry without addresses", "nameTable: " + table + "\nstateDir: " + state, want{false, Error, "nameTable", `entry "b.example": no addresses`}},
+		{"table entry without addresses", "nameTable: " + table + "\nstateDir: " + state, want{false, Error, "nameTable", `"b.example"`}},
 		{"state dir absent", "bundle: " + good + "\nstateDir: " + filepath.Join(dir, "nostate"), want{true, Warning, "stateDir", "does not exist"}},
 		{"state dir is a file", "bundle: " + good + "\nstateDir: " + file, want{false, Error, "stateDir", "is not a directory"}},
 		{"unknown key", "bundel: " + good, want{false, Error, "", `unknown field "bundel"`}},

@@ -49,7 +49,7 @@ func newControlPlane(cfg config.Config, b *bundle.Bundle, onTable func(version s
 		clientCert = ids.ClientCertificate
 	}
 
-	node, err := xds.NodeFromBundle(b, IstioVersion)
+	node, err := xds.Node(NodeInfo(b, HostIPs()))
 	if err != nil {
 		return nil, err
 	}

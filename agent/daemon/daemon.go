@@ -32,14 +32,12 @@ import (
 	"github.com/onramp-mesh/onramp/agent/config"
 	"github.com/onramp-mesh/onramp/agent/health"
 	"github.com/onramp-mesh/onramp/agent/nametable"
+	"github.com/onramp-mesh/onramp/agent/redirect"
 	"github.com/onramp-mesh/onramp/agent/resolvconf"
 	"github.com/onramp-mesh/onramp/agent/status"
 	"github.com/onramp-mesh/onramp/agent/tablestate"
 	"github.com/onramp-mesh/onramp/installer/bundle"
 )
-
-// IstioVersion is the ISTIO_VERSION the agent reports in its node metadata.
-const IstioVersion = "1.28.0"
 
 // NewLogger builds the process logger from the log configuration.
 func NewLogger(c config.Log) hclog.Logger {
@@ -68,6 +66,8 @@ type hostEnv struct {
 	resolver resolvconf.Paths
 	// activated returns the sockets systemd passed, if any.
 	activated func() ([]net.PacketConn, []net.Listener, error)
+	// redirectHost is what the redirect's detector asks (the real machine when nil).
+	redirectHost redirect.Host
 }
 
 func run(ctx context.Context, cfg config.Config, version string, env hostEnv) error {
@@ -87,7 +87,8 @@ type agent struct {
 
 	tables   *tablestate.Tables
 	dns      *dnsServer
-	resolver *hostResolver  // nil when both dns.upstreams and dns.searchDomains are set
+	resolver *hostResolver // nil when both dns.upstreams and dns.searchDomains are set
+	redirect *hostRedirect
 	cp       *controlPlane  // nil without a bundle
 	status   *status.Server // nil when status.listen is "off"
 }
@@ -113,7 +114,7 @@ func assemble(cfg config.Config, version string, env hostEnv, log hclog.Logger) 
 	}
 	a.tables = tablestate.New(tablestate.Config{
 		Host:    hostContext(cfg, a.bundle, env.resolver, log),
-		Options: nametable.Options{TTL: cfg.DNS.MeshTTL.D()},
+		Options: nametable.Options{TTL: cfg.DNS.MeshTTL.D(), DataPlane: nametable.DataPlane(cfg.DataPlane)},
 		Store:   &nametable.Store{Dir: cfg.StateDir},
 		Log:     log.Named("nametable"),
 	})
@@ -125,9 +126,18 @@ func assemble(cfg config.Config, version string, env hostEnv, log hclog.Logger) 
 	if followUpstreams {
 		host = a.resolver.watcher
 	}
-	if a.dns, err = newDNSServer(cfg, env.activated, host, a.tables, log.Named("dns")); err != nil {
+	if env.redirectHost == nil {
+		env.redirectHost = redirect.SystemHost{ResolvConf: env.resolver.ResolvConf}
+	}
+	choice := detectRedirect(cfg, env.redirectHost, log.Named("redirect"))
+	if a.dns, err = newDNSServer(cfg, env.activated, host, a.tables, choice.Backend == redirect.Nftables, log.Named("dns")); err != nil {
 		return nil, err
 	}
+	var watcher *resolvconf.Watcher
+	if a.resolver != nil {
+		watcher = a.resolver.watcher
+	}
+	a.redirect = newHostRedirect(cfg, choice, a.dns, a.tables, watcher, log.Named("redirect"))
 	if followSearch {
 		a.resolver.followSearch(a.tables)
 	}
@@ -182,6 +192,7 @@ func (a *agent) services() []service {
 	if a.resolver != nil {
 		s = append(s, service{"resolv.conf", a.resolver.Run, false})
 	}
+	s = append(s, service{"redirect", a.redirect.Run, false})
 	if a.status != nil {
 		s = append(s, service{"status", a.status.Serve, true})
 	}

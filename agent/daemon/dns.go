@@ -12,6 +12,7 @@ import (
 
 	"github.com/onramp-mesh/onramp/agent/config"
 	"github.com/onramp-mesh/onramp/agent/dnsproxy"
+	"github.com/onramp-mesh/onramp/agent/redirect"
 	"github.com/onramp-mesh/onramp/agent/resolvconf"
 	"github.com/onramp-mesh/onramp/agent/status"
 )
@@ -31,7 +32,10 @@ type dnsServer struct {
 //
 // host is the watcher whose upstreams the proxy follows; nil when
 // dns.upstreams is set.
-func newDNSServer(cfg config.Config, activated func() ([]net.PacketConn, []net.Listener, error), host *resolvconf.Watcher, table dnsproxy.Table, log hclog.Logger) (*dnsServer, error) {
+//
+// mark says the host's redirect exempts the proxy's upstream queries by
+// their socket mark (nftables): they carry redirect.DefaultMark.
+func newDNSServer(cfg config.Config, activated func() ([]net.PacketConn, []net.Listener, error), host *resolvconf.Watcher, table dnsproxy.Table, mark bool, log hclog.Logger) (*dnsServer, error) {
 	d := &dnsServer{}
 	var err error
 	if activated != nil {
@@ -48,6 +52,9 @@ func newDNSServer(cfg config.Config, activated func() ([]net.PacketConn, []net.L
 	}
 	pcfg := proxyConfig(cfg)
 	pcfg.PacketConns, pcfg.Listeners, pcfg.Host = d.pcs, d.ls, host
+	if mark {
+		pcfg.SocketMark = redirect.DefaultMark
+	}
 	if d.proxy, err = dnsproxy.New(pcfg, log); err != nil {
 		d.Close()
 		return nil, err

@@ -25,6 +25,9 @@ func (a *agent) report() status.Report {
 		DNS:       a.dns.Status(),
 		NameTable: a.tables.Status(),
 	}
+	if a.redirect != nil {
+		r.Redirect = a.redirect.Status()
+	}
 	if a.cp != nil {
 		a.cp.report(&r)
 	}

@@ -16,29 +16,30 @@ import (
 	"github.com/onramp-mesh/onramp/agent/status"
 )
 
-// RedirectView is what doctor reads of the "redirect" section of the agent's
-// status report (/debug/status). An agent without one reports no redirect
-// state, and the redirect check says so (unknown).
-type RedirectView struct {
-	// Backend is resolved, nftables or none.
-	Backend string `json:"backend"`
-	// InPlace says whether what the backend last found in place matches
-	// its plan; nil when the agent does not say.
-	InPlace *bool `json:"inPlace,omitempty"`
-	// Error is why the plan is not in place (or why there is no backend).
-	Error string `json:"error,omitempty"`
-	// Mark is the socket mark that exempts onramp's own upstream queries.
-	Mark uint32 `json:"mark,omitempty"`
-	// Redirected are the addresses whose port-53 traffic is sent to onramp.
-	Redirected []string `json:"redirected,omitempty"`
+// Live is what is in place on the host now, as an Inspector found it,
+// whatever the agent last reported.
+type Live struct {
+	// Present is false when what the backend puts in place is gone.
+	Present bool
+	// Detail says what was found.
+	Detail string
+	// Redirected are the addresses whose port-53 traffic is redirected now
+	// (nftables); nil when not known.
+	Redirected []netip.Addr
 }
 
-// agentReport is the status report with the sections doctor reads that
-// the agent may or may not have.
-type agentReport struct {
-	status.Report
-	Redirect *RedirectView `json:"redirect,omitempty"`
-}
+// Inspector looks at what the redirect of rv put in place on the host
+// (e.g. the nftables table). It returns ErrNotInspected when it cannot tell
+// (another backend, no permission).
+type Inspector func(ctx context.Context, rv status.Redirect) (Live, error)
+
+// ErrNotInspected is what an Inspector returns when it cannot look.
+var ErrNotInspected = errors.New("not inspected")
+
+// agentReport is the agent's status report. Its redirect section
+// (status.Redirect, nil for an agent without one) is what the redirect
+// check reads.
+type agentReport = status.Report
 
 // agentConfig is what doctor reads of /debug/config.
 type agentConfig struct {
@@ -70,6 +71,7 @@ type run struct {
 	rep            *agentReport
 	snap           *nametable.Snapshot
 	cfg            *agentConfig
+	withheld       []nametable.Withheld
 	redirectStatus Status // verdict of the redirect check
 	meshOK         bool
 }
@@ -98,6 +100,7 @@ func (r *run) agent() Check {
 	var snap nametable.Snapshot
 	if err := getJSON(ctx, r.o.Agent, "/debug/nametable", &snap); err == nil {
 		r.snap = &snap
+		r.withheld = snap.Withheld
 	}
 	var cfg agentConfig
 	if err := getJSON(ctx, r.o.Agent, "/debug/config", &cfg); err == nil {
@@ -153,30 +156,97 @@ func (r *run) redirect() Check {
 		c.Facts = map[string]any{"resolvConfNameservers": ns}
 		return c
 	}
-	c.Facts = map[string]any{"backend": rv.Backend, "inPlace": rv.InPlace, "error": rv.Error, "redirected": rv.Redirected, "resolvConfNameservers": ns}
-	switch {
-	case rv.Backend == "none" || rv.Backend == "":
+	c.Facts = map[string]any{"backend": rv.Backend, "inPlace": rv.InPlace, "reason": rv.Reason, "lastError": rv.LastError,
+		"nameservers": rv.Nameservers, "domains": rv.Domains, "repairs": rv.Repairs, "link": rv.Link, "resolvConfNameservers": ns}
+	why := rv.LastError
+	if why == "" {
+		why = rv.Reason
+	}
+	if rv.Backend == "none" || rv.Backend == "" {
 		c.Status = Warn
 		c.Detail = "no redirect (backend none): applications reach onramp only if their resolver is pointed at it by hand"
-		if rv.Error != "" {
-			c.Detail += ": " + rv.Error
+		if why != "" {
+			c.Detail += " (" + why + ")"
 		}
-		c.Fix = fmt.Sprintf("set redirect.mode: auto in the configuration and restart the agent, or point clients at onramp: "+
-			"on a systemd-resolved host `resolvectl dns lo %s` with `resolvectl domain lo ~cluster.local`; "+
-			"elsewhere listen on port 53 (dns.listen: [127.0.0.1:53]) and write nameserver 127.0.0.1 first in /etc/resolv.conf",
-			r.firstListen())
-	case rv.Error != "":
-		c.Status, c.Detail = Fail, fmt.Sprintf("the %s redirect is not in place: %s", rv.Backend, rv.Error)
-		c.Fix = "see onramp redirect status and the agent's log (journalctl -u onramp); systemctl restart onramp applies it again"
-	case rv.InPlace != nil && !*rv.InPlace:
-		c.Status, c.Detail = Fail, fmt.Sprintf("the %s redirect in place does not match the agent's plan", rv.Backend)
-		c.Fix = "something changed the host's DNS setup behind onramp's back (a firewall reload, configuration management); " +
-			"see onramp redirect status; systemctl restart onramp applies it again"
-	case rv.InPlace == nil:
-		c.Status, c.Detail = Unknown, fmt.Sprintf("backend %s, but the agent does not say whether its plan is in place", rv.Backend)
-		c.Fix = "see onramp redirect status"
-	default:
-		c.Status, c.Detail = OK, fmt.Sprintf("backend %s, in place as planned", rv.Backend)
+		c.Fix = fmt.Sprintf("set redirect.mode: auto (or resolved, or nftables) in the configuration and restart the agent; "+
+			"or point clients at onramp yourself: ask %s directly (dig @%s -p %d), or, on a host without systemd-resolved, "+
+			"listen on port 53 (dns.listen: [127.0.0.1:53], dns.upstreams: your real servers) and put nameserver 127.0.0.1 first in /etc/resolv.conf",
+			r.firstListen(), netip.MustParseAddrPort(r.firstListen()).Addr(), netip.MustParseAddrPort(r.firstListen()).Port())
+		return c
+	}
+	again := "see onramp redirect status and the agent's log (journalctl -u onramp); systemctl restart onramp applies it again"
+	if !rv.InPlace {
+		c.Status, c.Detail, c.Fix = Fail, fmt.Sprintf("the %s redirect is not in place", rv.Backend), again
+		if why != "" {
+			c.Detail += ": " + why
+		}
+		return c
+	}
+	// The plan against onramp's own listeners and the host's resolver.
+	var problems []string
+	if len(rv.Listen) > 0 {
+		for _, l := range rv.Listen {
+			if ap, err := netip.ParseAddrPort(l); err == nil && !slices.Contains(r.listens(), ap) {
+				problems = append(problems, fmt.Sprintf("it sends queries to %s, where onramp does not listen (%s)", l, strings.Join(r.rep.DNS.Listen, " ")))
+			}
+		}
+	}
+	switch {
+	case rv.CaptureAll:
+	case rv.Backend == "nftables":
+		for _, n := range ns {
+			if a, ok := parseAddrLoose(n); ok && !slices.ContainsFunc(rv.Nameservers, func(s string) bool {
+				b, ok := parseAddrLoose(s)
+				return ok && b == a
+			}) && !slices.Contains(r.listenAddrs(), a) {
+				problems = append(problems, fmt.Sprintf("/etc/resolv.conf names %s, whose queries it does not redirect (it redirects %s)", n, orNone(rv.Nameservers)))
+			}
+		}
+	case rv.Backend == "resolved":
+		if cd := r.clusterDomain(); cd != "" && !slices.ContainsFunc(rv.Domains, func(d string) bool { return strings.EqualFold(strings.Trim(d, "~."), cd) }) {
+			problems = append(problems, fmt.Sprintf("it does not route the cluster domain %s to onramp (it routes %s)", cd, orNone(rv.Domains)))
+		}
+	}
+	if len(problems) > 0 {
+		c.Status, c.Detail, c.Fix = Fail, fmt.Sprintf("the %s redirect does not match what the host needs: %s", rv.Backend, strings.Join(problems, "; ")), again
+		return c
+	}
+	// What is on the host now, whatever the agent last saw.
+	if r.o.Inspect != nil {
+		ctx, cancel := context.WithTimeout(r.ctx, r.o.Timeout)
+		defer cancel()
+		live, err := r.o.Inspect(ctx, *rv)
+		switch {
+		case err == nil && !live.Present:
+			c.Status = Fail
+			c.Detail = fmt.Sprintf("the agent reports its %s redirect in place, but it is gone from the host: %s", rv.Backend, live.Detail)
+			how := "a ruleset flush, a firewall reload, configuration management"
+			if rv.Backend == "resolved" {
+				how = "resolvectl revert, a systemd-networkd reconfiguration, configuration management"
+			}
+			c.Fix = "something removed it behind onramp's back (" + how + "); " +
+				"the agent puts it back within seconds (onramp redirect status counts the repairs); if it does not, systemctl restart onramp"
+			return c
+		case err == nil:
+			c.Facts["live"] = live.Detail
+			if live.Redirected != nil && !rv.CaptureAll {
+				for _, n := range ns {
+					if a, ok := parseAddrLoose(n); ok && !slices.Contains(live.Redirected, a) && !slices.Contains(r.listenAddrs(), a) {
+						c.Status = Fail
+						c.Detail = fmt.Sprintf("/etc/resolv.conf names %s, but the %s redirect on the host does not capture its queries (%s)", n, rv.Backend, live.Detail)
+						c.Fix = "the agent follows /etc/resolv.conf and updates its table within seconds; if it does not, " + again
+						return c
+					}
+				}
+			}
+		case errors.Is(err, ErrNotInspected):
+		default:
+			c.Facts["liveError"] = err.Error()
+		}
+	}
+	c.Status, c.Detail = OK, fmt.Sprintf("backend %s, in place as planned", rv.Backend)
+	if rv.Repairs > 0 {
+		c.Detail += fmt.Sprintf(" (restored %d time(s) after being removed behind onramp's back)", rv.Repairs)
 	}
 	return c
 }
@@ -208,6 +278,25 @@ func (r *run) listens() []netip.AddrPort {
 		}
 	}
 	return out
+}
+
+// listenAddrs are the addresses of onramp's port-53 listeners, which a
+// resolv.conf nameserver line can name directly.
+func (r *run) listenAddrs() []netip.Addr {
+	var out []netip.Addr
+	for _, l := range r.listens() {
+		if l.Port() == 53 {
+			out = append(out, l.Addr().Unmap())
+		}
+	}
+	return out
+}
+
+func (r *run) clusterDomain() string {
+	if r.snap != nil {
+		return strings.Trim(r.snap.ClusterDomain, ".")
+	}
+	return ""
 }
 
 func (r *run) firstListen() string {
@@ -268,6 +357,70 @@ func (r *run) probe() (name string, want []netip.Addr, err error) {
 	return r.snap.Entries[best].Name, parse(r.snap.Entries[best]), nil
 }
 
+// uniqueProbe returns a name under one of the table's wildcard hosts that
+// no one has asked before (a label with the time in it), with the addresses
+// the mesh gives it.
+func (r *run) uniqueProbe() (probeName, bool) {
+	if r.snap == nil {
+		return probeName{}, false
+	}
+	for _, e := range r.snap.Entries {
+		if !strings.HasPrefix(e.Name, "*.") {
+			continue
+		}
+		var want []netip.Addr
+		v4 := false
+		for _, s := range e.IPs {
+			if a, err := netip.ParseAddr(s); err == nil {
+				want = append(want, a.Unmap())
+				v4 = v4 || a.Unmap().Is4()
+			}
+		}
+		if v4 {
+			return probeName{fmt.Sprintf("onramp-doctor-%d.%s", r.o.Now().UnixNano(), dns.Fqdn(strings.TrimPrefix(e.Name, "*."))), want}, true
+		}
+	}
+	return probeName{}, false
+}
+
+// probeName is a name to look up and the addresses the mesh gives it.
+type probeName struct {
+	name string
+	want []netip.Addr
+}
+
+// alternates are up to n other names of the table with an IPv4 address,
+// starting at a place that changes with the clock, so that runs one after
+// the other do not ask the same names.
+func (r *run) alternates(not string, n int) []probeName {
+	var all []probeName
+	for _, e := range r.snap.Entries {
+		if strings.HasPrefix(e.Name, "*.") || strings.EqualFold(e.Name, not) {
+			continue
+		}
+		p := probeName{name: e.Name}
+		v4 := false
+		for _, s := range e.IPs {
+			if a, err := netip.ParseAddr(s); err == nil {
+				p.want = append(p.want, a.Unmap())
+				v4 = v4 || a.Unmap().Is4()
+			}
+		}
+		if v4 {
+			all = append(all, p)
+		}
+	}
+	if len(all) <= n {
+		return all
+	}
+	start := int(uint64(r.o.Now().UnixNano()) % uint64(len(all)))
+	out := make([]probeName, 0, n)
+	for i := 0; i < n; i++ {
+		out = append(out, all[(start+i)%len(all)])
+	}
+	return out
+}
+
 func (r *run) meshName() Check {
 	c := Check{Name: CheckMeshName}
 	if !r.alive || r.rep == nil {
@@ -323,6 +476,33 @@ func (r *run) meshName() Check {
 		return c
 	}
 	if after[metricMeshAnswers] <= before[metricMeshAnswers] {
+		// A cache between answered. A name under a wildcard host, unique to
+		// this run, is in no cache; other names of the table may not be.
+		var tries []probeName
+		if u, ok := r.uniqueProbe(); ok {
+			tries = append(tries, u)
+		}
+		tries = append(tries, r.alternates(name, 3)...)
+		var asked []string
+		for _, p := range tries {
+			b, err1 := getMetrics(ctx, r.o.Agent)
+			pgot, perr := r.o.Resolve(ctx, p.name)
+			a, err2 := getMetrics(ctx, r.o.Agent)
+			asked = append(asked, p.name)
+			if err1 != nil || err2 != nil || perr != nil || len(pgot) == 0 || slices.ContainsFunc(pgot, func(x netip.Addr) bool { return !slices.Contains(p.want, x) }) ||
+				a[metricMeshAnswers] <= b[metricMeshAnswers] {
+				continue
+			}
+			r.meshOK = true
+			c.Facts["confirmedWith"], c.Facts["confirmedGot"] = p.name, addrStrings(pgot)
+			c.Status = OK
+			c.Detail = fmt.Sprintf("getent ahosts %s gives the mesh's %s from a cache; %s gives the mesh's %s, answered by onramp (mesh answers %v -> %v)",
+				name, strings.Join(addrStrings(got), " "), p.name, strings.Join(addrStrings(pgot), " "), b[metricMeshAnswers], a[metricMeshAnswers])
+			return c
+		}
+		if len(asked) > 0 {
+			c.Facts["alsoAsked"] = asked
+		}
 		c.Status = Warn
 		c.Detail = fmt.Sprintf("getent ahosts %s gives the mesh's %s, but onramp counted no mesh answer for it: a cache between the application and onramp answered", name, strings.Join(addrStrings(got), " "))
 		c.Fix = "a cache (nscd, systemd-resolved) holds the answer: run doctor again after the mesh TTL, or give --name another mesh name"
@@ -477,10 +657,10 @@ func (r *run) loop() Check {
 			loops = append(loops, fmt.Sprintf("%s is systemd-resolved's stub, which sends mesh domains back to onramp", u))
 		}
 	}
-	if rv := r.rep.Redirect; rv != nil && rv.Mark == 0 {
+	if rv := r.rep.Redirect; rv != nil && rv.InPlace && rv.Mark == 0 {
 		for _, u := range ups {
-			for _, s := range rv.Redirected {
-				if a, err := netip.ParseAddr(s); err == nil && a == u.Addr() && u.Port() == 53 {
+			for _, s := range rv.Nameservers {
+				if a, ok := parseAddrLoose(s); ok && a == u.Addr().Unmap() && u.Port() == 53 {
 					loops = append(loops, fmt.Sprintf("%s is redirected to onramp and onramp's own queries carry no exempting mark", u))
 				}
 			}
@@ -518,7 +698,10 @@ func (r *run) vips() Check {
 	defer cancel()
 	m, merr := getMetrics(ctx, r.o.Agent)
 	dataPlane := ""
-	if r.cfg != nil {
+	switch {
+	case r.rep != nil && r.rep.DataPlane != "":
+		dataPlane = r.rep.DataPlane
+	case r.cfg != nil:
 		dataPlane = r.cfg.DataPlane
 	}
 	// VIP answers the table gives now.
@@ -558,8 +741,18 @@ func (r *run) vips() Check {
 			c.Fix = "run an agent that withholds VIP-only names with dataPlane: none (onramp version), or run a data-plane proxy and set dataPlane: proxy"
 		case lookups > 0:
 			c.Status = Warn
-			c.Detail = fmt.Sprintf("dataPlane: none; applications on this host looked up %v times one of the %v names the mesh knows only by auto-allocated VIPs, and got the upstream's answer, not the mesh service",
+			c.Detail = fmt.Sprintf("dataPlane: none; applications on this host asked %v times for names the mesh knows only by auto-allocated VIPs (%v such names), and got the upstream's answer, not the mesh service",
 				lookups, withheld)
+			var looked []string
+			for _, w := range r.withheld {
+				if w.Lookups > 0 && len(looked) < 5 {
+					looked = append(looked, fmt.Sprintf("%s (%d)", strings.TrimSuffix(w.Host, "."), w.Lookups))
+				}
+			}
+			if len(looked) > 0 {
+				c.Detail += ": " + strings.Join(looked, ", ")
+				c.Facts["lookedUp"] = looked
+			}
 			c.Fix = "if those applications mean the mesh service, run a data-plane proxy on this VM (Envoy or ztunnel) and set dataPlane: proxy; onramp status lists the names"
 		case withheld > 0:
 			c.Status = OK
@@ -608,4 +801,15 @@ func names(n int) string {
 		return "1 name is"
 	}
 	return fmt.Sprintf("%d names are", n)
+}
+
+// parseAddrLoose reads "10.0.0.2", "10.0.0.2:53" or "[::1]:53" as an address.
+func parseAddrLoose(s string) (netip.Addr, bool) {
+	if a, err := netip.ParseAddr(s); err == nil {
+		return a.Unmap(), true
+	}
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap.Addr().Unmap(), true
+	}
+	return netip.Addr{}, false
 }

@@ -15,6 +15,20 @@
 //	             mesh addresses are auto-allocated VIPs (issue 9): they got the
 //	             upstream's answer, not the mesh's
 //
+// `onramp doctor -o json` prints the Report; status is ok, warn, fail,
+// unknown or skipped, broken names the first failed check:
+//
+//	{"healthy": false, "broken": "mesh-name",
+//	 "checks": [
+//	   {"name": "agent", "status": "ok", "detail": "ready on 127.0.0.1:15020, ...", "facts": {"names": 4, ...}},
+//	   {"name": "redirect", "status": "ok", "detail": "backend nftables, in place as planned", "facts": {...}},
+//	   {"name": "mesh-name", "status": "fail", "detail": "getent ahosts productpage.ns1.svc.cluster.local. ... found nothing; ...",
+//	    "fix": "the host's resolver does not send mesh names to onramp: ...",
+//	    "facts": {"name": "productpage.ns1.svc.cluster.local.", "want": ["10.96.0.12"], "got": [],
+//	              "meshAnswersBefore": 2, "meshAnswersAfter": 2}},
+//	   ...],
+//	 "statusAddr": "127.0.0.1:15020", "started": "2026-12-03T12:30:00Z", "elapsedMs": 31}
+//
 // Every input comes from Options (the status client, the system resolver, the
 // DNS client for direct upstream queries, the clock), so tests run the checks
 // against fakes or against a real agent in a network namespace.
@@ -94,6 +108,9 @@ type Options struct {
 	Resolve Resolver
 	// Exchange asks an upstream directly (DNSExchanger in the command).
 	Exchange Exchanger
+	// Inspect looks at the redirect on the host itself (NftablesInspector
+	// in the command); nil: only the agent's report is read.
+	Inspect Inspector
 	// Now is the clock.
 	Now func() time.Time
 	// ResolvConf is the content of the host's /etc/resolv.conf, for the

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/onramp-mesh/onramp/agent/status"
 )
 
 // fakeAgent is a status server in memory: its mesh counter moves when the
@@ -168,6 +170,45 @@ func TestMeshNameOtherAnswerAndCache(t *testing.T) {
 	}
 }
 
+func TestMeshNameCachedThenUnique(t *testing.T) {
+	a, h := healthy()
+	a.table = `{"clusterDomain":"cluster.local","names":2,"entries":[
+		{"name":"*.wild.example.org.","registry":"External","ips":["10.20.0.1"]},
+		{"name":"productpage.ns1.svc.cluster.local.","registry":"Kubernetes","ips":["10.96.0.12"]}]}`
+	h.viaOnramp = false // the cluster.local name comes from a cache
+	o := options(a, h)
+	o.Resolve = func(ctx context.Context, name string) ([]netip.Addr, error) {
+		if strings.HasSuffix(name, ".wild.example.org.") && strings.HasPrefix(name, "onramp-doctor-") {
+			a.meshAnswers++ // a name no cache has: it reaches onramp
+			return []netip.Addr{netip.MustParseAddr("10.20.0.1")}, nil
+		}
+		return h.resolve(ctx, name)
+	}
+	rep := Run(context.Background(), o)
+	c := rep.Check(CheckMeshName)
+	if c.Status != OK || !strings.Contains(c.Detail, "from a cache") || !strings.HasPrefix(fmt.Sprint(c.Facts["confirmedWith"]), "onramp-doctor-") {
+		t.Errorf("%+v", c)
+	}
+}
+
+func TestMeshNameCachedThenAnother(t *testing.T) {
+	a, h := healthy()
+	a.table = `{"clusterDomain":"cluster.local","names":2,"entries":[
+		{"name":"productpage.ns1.svc.cluster.local.","registry":"Kubernetes","ips":["10.96.0.12"]},
+		{"name":"reviews.ns1.svc.cluster.local.","registry":"Kubernetes","ips":["10.96.0.13"]}]}`
+	h.answers["reviews.ns1.svc.cluster.local."] = []string{"10.96.0.13"}
+	o := options(a, h)
+	o.Resolve = func(ctx context.Context, name string) ([]netip.Addr, error) {
+		h.viaOnramp = name != "productpage.ns1.svc.cluster.local." // that one is cached
+		return h.resolve(ctx, name)
+	}
+	rep := Run(context.Background(), o)
+	c := rep.Check(CheckMeshName)
+	if c.Status != OK || c.Facts["confirmedWith"] != "reviews.ns1.svc.cluster.local." {
+		t.Errorf("%+v", c)
+	}
+}
+
 func TestAgentDown(t *testing.T) {
 	a, h := healthy()
 	a.down = true
@@ -189,15 +230,35 @@ func TestRedirectReported(t *testing.T) {
 		want    Status
 		broken  string
 	}{
-		{`{"backend":"nftables","inPlace":true,"mark":4242}`, OK, ""},
+		{`{"backend":"nftables","inPlace":true,"mark":4242,"table":"onramp","redirected":["10.9.0.2"],"listen":["127.0.0.1:15053"]}`, OK, ""},
+		{`{"backend":"nftables","inPlace":true,"mark":4242,"table":"gone","redirected":["10.9.0.2"]}`, Fail, CheckRedirect},
+		{`{"backend":"nftables","inPlace":true,"mark":4242,"table":"partial","redirected":["10.9.0.2"]}`, Fail, CheckRedirect},
+		{`{"backend":"nftables","inPlace":true,"mark":4242,"table":"onramp","redirected":["10.1.1.1"]}`, Fail, CheckRedirect},
+		{`{"backend":"nftables","inPlace":true,"mark":4242,"table":"onramp","captureAll":true}`, OK, ""},
+		{`{"backend":"nftables","inPlace":true,"mark":4242,"listen":["127.0.0.1:5353"],"redirected":["10.9.0.2"]}`, Fail, CheckRedirect},
 		{`{"backend":"nftables","inPlace":false}`, Fail, CheckRedirect},
-		{`{"backend":"resolved","error":"resolved is not on the bus"}`, Fail, CheckRedirect},
-		{`{"backend":"none","error":"no resolved and no nftables"}`, Warn, ""},
-		{`{"backend":"nftables"}`, Unknown, ""},
+		{`{"backend":"nftables","inPlace":false,"error":"netlink: operation not permitted"}`, Fail, CheckRedirect},
+		{`{"backend":"resolved","inPlace":false,"error":"resolved is not on the bus"}`, Fail, CheckRedirect},
+		{`{"backend":"resolved","inPlace":true,"domains":["svc.cluster.local"]}`, Fail, CheckRedirect},
+		{`{"backend":"resolved","inPlace":true,"domains":["cluster.local","example.org"]}`, OK, ""},
+		{`{"backend":"none","reason":"no resolved and no nftables"}`, Warn, ""},
 	} {
 		a, h := healthy()
-		a.report = strings.TrimSuffix(strings.TrimSpace(okReport), "}") + `,"redirect":` + tc.section + "}"
-		rep := Run(context.Background(), options(a, h))
+		a.report = `{"dns":{"listen":["127.0.0.1:15053"],"upstreams":["10.9.0.2:53"]},"nameTable":{"names":3},"redirect":` + tc.section + "}"
+		o := options(a, h)
+		o.ResolvConf = "nameserver 10.9.0.2\n"
+		o.Inspect = func(_ context.Context, rv status.Redirect) (Live, error) {
+			switch rv.Table {
+			case "":
+				return Live{}, ErrNotInspected
+			case "gone":
+				return Live{Detail: "table inet gone is not in the ruleset"}, nil
+			case "partial":
+				return Live{Present: true, Detail: "table inet partial", Redirected: []netip.Addr{netip.MustParseAddr("10.1.1.1")}}, nil
+			}
+			return Live{Present: true, Detail: "table inet onramp", Redirected: []netip.Addr{netip.MustParseAddr("10.9.0.2")}}, nil
+		}
+		rep := Run(context.Background(), o)
 		c := rep.Check(CheckRedirect)
 		if c.Status != tc.want || rep.Broken != tc.broken {
 			t.Errorf("%s: %s %q, broken %q", tc.section, c.Status, c.Detail, rep.Broken)
@@ -255,6 +316,8 @@ func TestLoop(t *testing.T) {
 }
 
 func TestVIPs(t *testing.T) {
+	withheldTable := `{"clusterDomain":"cluster.local","names":1,"entries":[{"name":"productpage.ns1.svc.cluster.local.","ips":["10.96.0.12"]}],
+		"withheld":[{"host":"api.stripe.com.","vips":["240.240.0.7"],"lookups":5},{"host":"istio.io.","vips":["240.240.0.8"],"lookups":0}]}`
 	noVIPTable := `{"clusterDomain":"cluster.local","names":1,"entries":[{"name":"productpage.ns1.svc.cluster.local.","ips":["10.96.0.12"]}]}`
 	for _, tc := range []struct {
 		name, config, table, metrics string
@@ -262,7 +325,8 @@ func TestVIPs(t *testing.T) {
 		detail                       string
 	}{
 		{"proxy", `{"dataPlane":"proxy"}`, okTable, "", OK, "for the proxy on this VM"},
-		{"none, looked up", `{"dataPlane":"none"}`, noVIPTable, "onramp_nametable_withheld_names 2\nonramp_nametable_withheld_lookups_total 5\n", Warn, "looked up 5 times one of the 2 names"},
+		{"none, looked up", `{"dataPlane":"none"}`, noVIPTable, "onramp_nametable_withheld_names 2\nonramp_nametable_withheld_lookups_total 5\n", Warn, "asked 5 times for names the mesh knows only by auto-allocated VIPs (2 such names)"},
+		{"none, looked up, listed", `{"dataPlane":"none"}`, withheldTable, "onramp_nametable_withheld_names 2\nonramp_nametable_withheld_lookups_total 5\n", Warn, "got the upstream's answer, not the mesh service: api.stripe.com (5)"},
 		{"none, not looked up", `{"dataPlane":"none"}`, noVIPTable, "onramp_nametable_withheld_names 2\nonramp_nametable_withheld_lookups_total 0\n", OK, "no application has looked one up"},
 		{"none, VIPs answered", `{"dataPlane":"none"}`, okTable, "", Warn, "nothing on this host can reach"},
 		{"unsaid", `{}`, okTable, "", Warn, "does not say whether"},

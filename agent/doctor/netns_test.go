@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/onramp-mesh/onramp/agent/doctor"
+	"github.com/onramp-mesh/onramp/agent/status"
 	"github.com/onramp-mesh/onramp/testbed/harness"
 	"github.com/onramp-mesh/onramp/testbed/netns"
 )
@@ -182,7 +184,7 @@ func text(rep doctor.Report) string {
 	return b.String()
 }
 
-func status(rep doctor.Report) map[string]doctor.Status {
+func verdicts(rep doctor.Report) map[string]doctor.Status {
 	m := map[string]doctor.Status{}
 	for _, c := range rep.Checks {
 		m[c.Name] = c.Status
@@ -197,7 +199,7 @@ func TestDoctorNamesTheBrokenLink(t *testing.T) {
 	agent := h.startAgent("proxy")
 
 	rep, code := h.doctor()
-	st := status(rep)
+	st := verdicts(rep)
 	if code != 0 || !rep.Healthy || st[doctor.CheckAgent] != doctor.OK || st[doctor.CheckMeshName] != doctor.OK ||
 		st[doctor.CheckPublicName] != doctor.OK || st[doctor.CheckLoop] != doctor.OK || st[doctor.CheckVIPs] != doctor.OK {
 		t.Fatalf("healthy path: exit %d, %v", code, st)
@@ -221,7 +223,7 @@ func TestDoctorNamesTheBrokenLink(t *testing.T) {
 	h.resolvConf("nameserver " + upstreamAddr + "\n")
 	rep, code = h.doctor()
 	if code != 1 || rep.Healthy || rep.Broken != doctor.CheckMeshName {
-		t.Fatalf("redirect removed: exit %d, broken %q, %v", code, rep.Broken, status(rep))
+		t.Fatalf("redirect removed: exit %d, broken %q, %v", code, rep.Broken, verdicts(rep))
 	}
 	if fix := rep.Check(doctor.CheckMeshName).Fix; !strings.Contains(fix, "/etc/resolv.conf names "+upstreamAddr) || !strings.Contains(fix, "onramp listens on 127.0.0.1:53") {
 		t.Errorf("fix: %q", fix)
@@ -236,6 +238,10 @@ func TestDoctorNamesTheBrokenLink(t *testing.T) {
 	rep, code = h.doctor()
 	if code != 1 || rep.Broken != doctor.CheckAgent || !strings.Contains(rep.Check(doctor.CheckAgent).Fix, "systemctl start onramp") {
 		t.Fatalf("agent stopped: exit %d, broken %q, %+v", code, rep.Broken, rep.Check(doctor.CheckAgent))
+	}
+	// With resolv.conf naming only the dead agent, names outside the mesh fail too, and doctor says so.
+	if c := rep.Check(doctor.CheckPublicName); c.Status != doctor.Fail || !strings.Contains(c.Detail, "while the agent is down") {
+		t.Errorf("public-name with the agent down: %+v", c)
 	}
 	if out := text(rep); !strings.Contains(out, "FAIL  agent        no agent answers on "+statusAddr) || !strings.Contains(out, "\nbroken: agent: ") {
 		t.Errorf("text:\n%s", out)
@@ -255,7 +261,160 @@ func TestDoctorWarnsOfVIPsWithoutAProxy(t *testing.T) {
 	if code != 0 || !rep.Healthy || c.Status != doctor.Warn || c.Fix == "" {
 		t.Fatalf("exit %d, vips %+v", code, c)
 	}
-	if c.Facts["dataPlane"] != "none" {
-		t.Errorf("facts %v", c.Facts)
+	// The agent withholds the VIP-only name and counts the application's lookups of it.
+	if c.Facts["dataPlane"] != "none" || !strings.Contains(c.Detail, "got the upstream's answer") || fmt.Sprint(c.Facts["lookedUp"]) == "<nil>" ||
+		!strings.Contains(fmt.Sprint(c.Facts["lookedUp"]), "api.stripe.com (") {
+		t.Errorf("vips: %+v", c)
+	}
+}
+
+// TestNftablesInspector reads a real nftables table in a namespace, then
+// finds it gone after a ruleset flush.
+func TestNftablesInspector(t *testing.T) {
+	if err := netns.Available(); err != nil {
+		t.Skip(err)
+	}
+	if _, err := exec.LookPath("nft"); err != nil {
+		t.Skip("nft is not installed (apt-get install nftables)")
+	}
+	ns, err := netns.New(netns.UniqueName("docnft"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	nft := func(script string) {
+		t.Helper()
+		cmd := ns.Command(context.Background(), "nft", "-f", "-")
+		cmd.Stdin = strings.NewReader(script)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("nft: %v\n%s", err, out)
+		}
+	}
+	nft(`table inet doctest {
+	set dns4 {
+		type ipv4_addr
+		elements = { 10.77.0.2 }
+	}
+	chain output {
+		type nat hook output priority -100
+		ip daddr @dns4 udp dport 53 redirect to :15053
+	}
+}
+`)
+	rv := status.Redirect{Backend: "nftables", InPlace: true, Table: "doctest"}
+	inspect := func() (doctor.Live, error) {
+		var live doctor.Live
+		var ierr error
+		if err := ns.Do(func() error { live, ierr = doctor.NftablesInspector(context.Background(), rv); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return live, ierr
+	}
+	live, err := inspect()
+	if err != nil || !live.Present || fmt.Sprint(live.Redirected) != "[10.77.0.2]" {
+		t.Fatalf("table in place: %+v, %v", live, err)
+	}
+	nft("flush ruleset\n")
+	if live, err = inspect(); err != nil || live.Present {
+		t.Fatalf("after a flush: %+v, %v", live, err)
+	}
+	t.Logf("after a flush: %s", live.Detail)
+	if _, err := doctor.NftablesInspector(context.Background(), status.Redirect{Backend: "resolved"}); !errors.Is(err, doctor.ErrNotInspected) {
+		t.Errorf("resolved backend: %v", err)
+	}
+}
+
+// startRedirectedAgent runs the real agent in the VM on its default-style
+// port 15053 with the real nftables redirect: the VM's resolv.conf names the
+// upstream, and the agent's table sends that traffic to itself.
+func (h *host) startRedirectedAgent() *harness.Agent {
+	h.t.Helper()
+	state := filepath.Join(h.work, "state-nft")
+	if err := os.MkdirAll(state, 0o700); err != nil {
+		h.t.Fatal(err)
+	}
+	a, err := harness.StartAgent(bin, h.vm, "127.0.0.1:15053", statusAddr, state, nil,
+		"--name-table", h.tableRaw, "--redirect", "nftables", "--data-plane", "proxy")
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(func() {
+		a.Stop()
+		if h.t.Failed() {
+			h.t.Logf("agent log:\n%s", harness.Tail(a.Output(), 30))
+		}
+	})
+	if err := a.WaitReady(h.ctx, 20*time.Second); err != nil {
+		h.t.Fatal(err)
+	}
+	return a
+}
+
+// inProcess are doctor's inputs for the VM, for running the checks from
+// this process right after changing something behind the agent's back.
+func (h *host) inProcess() doctor.Options {
+	ns := h.vm
+	return doctor.Options{
+		Agent:   doctor.HTTPStatus{Address: statusAddr, Client: &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: ns.DialContext, DisableKeepAlives: true}}},
+		Resolve: doctor.GetentResolver("ip", "netns", "exec", ns.Name, "getent", "ahosts"),
+		Exchange: func(ctx context.Context, s netip.AddrPort, name string, mark uint32) (rcode int, addrs []netip.Addr, err error) {
+			ns.Do(func() error { rcode, addrs, err = doctor.DNSExchange(ctx, s, name, mark); return nil })
+			return
+		},
+		Inspect: func(ctx context.Context, rv status.Redirect) (live doctor.Live, err error) {
+			ns.Do(func() error { live, err = doctor.NftablesInspector(ctx, rv); return nil })
+			return
+		},
+		Now:        time.Now,
+		ResolvConf: "nameserver " + upstreamAddr + "\n",
+		PublicName: publicName,
+		Timeout:    10 * time.Second,
+	}
+}
+
+// TestDoctorWithTheNftablesRedirect: the real nftables redirect in place is
+// a healthy path; a ruleset flush behind the agent's back is named as the
+// redirect, and after the agent restores its table the path is healthy again.
+func TestDoctorWithTheNftablesRedirect(t *testing.T) {
+	h := newHost(t)
+	if _, err := exec.LookPath("nft"); err != nil {
+		t.Skip("nft is not installed (apt-get install nftables)")
+	}
+	h.resolvConf("nameserver " + upstreamAddr + "\n")
+	h.startRedirectedAgent()
+
+	rep, code := h.doctor()
+	st := verdicts(rep)
+	if _, ok := rep.Check(doctor.CheckRedirect).Facts["backend"]; !ok && st[doctor.CheckRedirect] == doctor.Unknown {
+		t.Skip("this agent reports no redirect (agent/redirect is not wired into the daemon)")
+	}
+	if code != 0 || !rep.Healthy || st[doctor.CheckRedirect] != doctor.OK || st[doctor.CheckMeshName] != doctor.OK || st[doctor.CheckPublicName] != doctor.OK || st[doctor.CheckLoop] != doctor.OK {
+		t.Fatalf("nftables redirect in place: exit %d, %v", code, st)
+	}
+
+	// Flush behind the agent's back and look at once, before its next check
+	// (every second) restores the table. A few tries, in case a check falls
+	// right between the flush and the look.
+	named := false
+	for try := 0; try < 3 && !named; try++ {
+		if out, err := h.vm.Command(h.ctx, "nft", "flush", "ruleset").CombinedOutput(); err != nil {
+			t.Fatalf("nft flush ruleset: %v\n%s", err, out)
+		}
+		rep := doctor.Run(h.ctx, h.inProcess())
+		t.Logf("right after the flush:\n%s", text(rep))
+		if rep.Broken == doctor.CheckRedirect {
+			named = true
+			if c := rep.Check(doctor.CheckRedirect); !strings.Contains(c.Detail, "gone from the host") || !strings.Contains(c.Fix, "ruleset flush") {
+				t.Errorf("redirect: %+v", c)
+			}
+		}
+		time.Sleep(2500 * time.Millisecond) // the agent restores its table
+	}
+	if !named {
+		t.Fatal("a flushed ruleset was never named as the broken redirect")
+	}
+	rep, code = h.doctor()
+	if code != 0 || verdicts(rep)[doctor.CheckRedirect] != doctor.OK || !strings.Contains(rep.Check(doctor.CheckRedirect).Detail, "restored") {
+		t.Errorf("after the agent's repair: exit %d, %+v", code, rep.Check(doctor.CheckRedirect))
 	}
 }

@@ -42,6 +42,9 @@ func (ix *Index) AppendResponse(dst, query []byte, qend int, qname []byte, qtype
 	case typeA, typeAAAA:
 		n, target := ix.resolve(q)
 		if n == nil {
+			if ix.held != nil {
+				ix.countWithheld(q)
+			}
 			return dst, false
 		}
 		return ix.appendAddrs(dst, query, qend, n, target, qtype), true
@@ -75,11 +78,17 @@ func (ix *Index) resolve(q []byte) (n *node, target []byte) {
 	if len(ix.search) == 0 && len(ix.wild) == 0 {
 		return nil, nil
 	}
-	// Label starts of q, as a bitset and in order.
+	// Label starts of q, as a bitset and in order. A name of at most 254
+	// bytes whose labels are 1 to 63 bytes long has at most 127 of them;
+	// anything else (an empty interior label, a compression pointer) is
+	// not a name of the index.
 	var starts [128]uint8
 	var isStart [4]uint64
 	ns := 0
 	for off := 0; off < len(q); off += 1 + int(q[off]) {
+		if q[off] == 0 || q[off] > 63 {
+			return nil, nil
+		}
 		starts[ns] = uint8(off)
 		isStart[off>>6] |= 1 << (off & 63)
 		ns++

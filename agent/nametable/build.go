@@ -2,10 +2,12 @@ package nametable
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"net/netip"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/onramp-mesh/onramp/agent/xds/ndspb"
@@ -32,7 +34,47 @@ type Options struct {
 	// TTL of every mesh record; DefaultTTL when zero. It must be at least
 	// one second; sub-second parts are dropped.
 	TTL time.Duration
+
+	// DataPlane says whether a proxy on this host carries traffic to
+	// auto-allocated VIPs. With DataPlaneNone, VIPs are removed from every
+	// entry and a name left without addresses is withheld: the index does
+	// not answer it, so the proxy forwards it upstream, and Withheld lists
+	// it. The zero value answers as Istio's agent does (DataPlaneProxy).
+	DataPlane DataPlane
+	// VIPRanges are the ranges istiod auto-allocates from; DefaultVIPRanges
+	// when empty (istiod's PILOT_IP_AUTOALLOCATE_IPV4_PREFIX and _IPV6_PREFIX).
+	VIPRanges []netip.Prefix
+	// Lookups counts lookups of withheld names. Pass the same one to every
+	// Build so that the counts survive new tables; nil counts per index.
+	Lookups *Lookups
 }
+
+// DataPlane is what carries the host's traffic to mesh addresses.
+type DataPlane string
+
+// The data planes.
+const (
+	// DataPlaneNone: applications connect directly; nothing on the host
+	// captures traffic to auto-allocated VIPs, so they are never answered.
+	DataPlaneNone DataPlane = "none"
+	// DataPlaneProxy: a proxy on the host (Envoy as Istio's sidecar, or
+	// ztunnel) captures traffic to VIPs; every address is answered, as
+	// Istio's agent does.
+	DataPlaneProxy DataPlane = "proxy"
+)
+
+// ParseDataPlane parses "none" or "proxy".
+func ParseDataPlane(s string) (DataPlane, error) {
+	switch d := DataPlane(s); d {
+	case DataPlaneNone, DataPlaneProxy:
+		return d, nil
+	}
+	return "", fmt.Errorf("data plane %q: want none (no Envoy or ztunnel on this host: auto-allocated VIPs are not answered) or proxy (one captures traffic to VIPs)", s)
+}
+
+// DefaultVIPRanges are the ranges istiod auto-allocates ServiceEntry VIPs
+// from by default.
+var DefaultVIPRanges = []netip.Prefix{netip.MustParsePrefix("240.240.0.0/16"), netip.MustParsePrefix("2001:2::/48")}
 
 // registry kinds kept per node.
 const (
@@ -69,44 +111,39 @@ type Index struct {
 	hc     HostContext        // normalized host context
 	hosts  int                // entries of the table
 	rr     roundRobin         // rotation counter
+
+	dataPlane DataPlane
+	skipped   []Skip                    // what of the table is not served, in key order
+	withheld  []Withheld                // names not answered for want of a data plane
+	held      map[string]*atomic.Uint64 // wire names of withheld entries -> lookup count
+	lookups   *Lookups
 }
 
-// tableError names the first bad entries of a table.
-type tableError struct {
-	problems []string
-	more     int
-}
-
-func (e *tableError) Error() string {
-	s := "nametable: bad name table: " + strings.Join(e.problems, "; ")
-	if e.more > 0 {
-		s += fmt.Sprintf("; and %d more", e.more)
-	}
-	return s + "; the table is rejected and the previous one stays in use"
-}
-
-func (e *tableError) add(host, format string, args ...any) {
-	if len(e.problems) >= 5 {
-		e.more++
-		return
-	}
-	e.problems = append(e.problems, fmt.Sprintf("entry %q: ", host)+fmt.Sprintf(format, args...))
-}
-
-// parsedEntry is a validated entry before the index is laid out.
+// parsedEntry is one entry of the table, its addresses sorted out, before
+// the index is laid out.
 type parsedEntry struct {
+	key     string // the table's key (the first, when keys merged)
 	name    string // normalized presentation name (wildcards keep "*.")
 	wild    bool
 	reg     uint8
 	v4, v6  []netip.Addr
-	aliases []string // normalized alias names (Kubernetes only)
+	vips    []netip.Addr // auto-allocated VIPs held back (DataPlaneNone)
+	given   int          // addresses the table listed, usable or not
+	aliases []string     // normalized alias names (Kubernetes only)
 }
 
-// Build validates t and builds its index for the host described by hc. A bad
-// table (empty or invalid hostname, unparsable or malformed IP, Kubernetes
-// entry without shortname or namespace, ...) returns an error that names the
-// entries and the problems; the caller keeps its previous index. A nil t
-// builds an empty index.
+// Build builds the index of t for the host described by hc.
+//
+// Like Istio's agent, Build applies whatever of a table it can serve, so
+// that one odd ServiceEntry never stops the rest of the mesh's names from
+// updating: an address that cannot be served is dropped from its entry
+// (see parseAddr for the rules), and an entry left with no address, or
+// whose hostname is not a DNS name, is skipped. Skipped lists each drop
+// with its reason. With Options.DataPlane set to DataPlaneNone, names whose
+// only addresses are auto-allocated VIPs are withheld (see Withheld).
+//
+// Build fails only for bad options or host context; the caller then keeps
+// its previous index. A nil t builds an empty index.
 //
 // Keys that differ only in case or a trailing dot are merged (their IPs are
 // combined). When an alias (for example "name.ns.") of one entry is also
@@ -120,104 +157,159 @@ func Build(t *ndspb.NameTable, hc HostContext, opt Options) (*Index, error) {
 	if ttl < time.Second || ttl/time.Second > math.MaxInt32 {
 		return nil, fmt.Errorf("nametable: mesh TTL %v is out of range; use between 1s and %ds", opt.TTL, math.MaxInt32)
 	}
+	if opt.DataPlane != "" {
+		if _, err := ParseDataPlane(string(opt.DataPlane)); err != nil {
+			return nil, fmt.Errorf("nametable: %w", err)
+		}
+	}
 	hc, err := normHost(hc)
 	if err != nil {
 		return nil, err
 	}
-	table := t.GetTable()
-	keys := make([]string, 0, len(table))
-	for k := range table {
-		keys = append(keys, k)
+	ix := &Index{hc: hc, dataPlane: opt.DataPlane, lookups: opt.Lookups}
+	if ix.dataPlane == "" {
+		ix.dataPlane = DataPlaneProxy
 	}
-	slices.Sort(keys)
-
-	var bad tableError
-	entries := make([]parsedEntry, 0, len(keys))
-	byName := make(map[string]int, len(keys))
-	k8sSuffix := ".svc." + hc.ClusterDomain
-	for _, key := range keys {
-		info := table[key]
-		name := normName(key)
-		wild, err := checkName(name, true)
-		if err != nil {
-			bad.add(key, "invalid hostname: %v", err)
-			continue
-		}
-		var v4, v6 []netip.Addr
-		ok := true
-		for i, s := range info.GetIps() {
-			a, err := parseIP(s)
-			if err != nil {
-				bad.add(key, "ips[%d]: %v", i, err)
-				ok = false
-				continue
-			}
-			if a.Is4() {
-				v4 = append(v4, a)
-			} else {
-				v6 = append(v6, a)
-			}
-		}
-		if !ok {
-			continue
-		}
-		reg := regExternal
-		var aliases []string
-		if info.GetRegistry() == ndspb.RegistryKubernetes && !wild {
-			reg = regKubernetes
-			if strings.HasSuffix(name, k8sSuffix) {
-				short, ns := normName(info.GetShortname()), normName(info.GetNamespace())
-				if short == "" || ns == "" {
-					bad.add(key, "Kubernetes service under %s without shortname or namespace (shortname %q, namespace %q)", k8sSuffix[1:], info.GetShortname(), info.GetNamespace())
-					continue
-				}
-				if _, err := checkName(short+"."+ns+".svc", false); err != nil {
-					bad.add(key, "shortname %q / namespace %q: %v", info.GetShortname(), info.GetNamespace(), err)
-					continue
-				}
-				aliases = append(aliases, short+"."+ns, short+"."+ns+".svc")
-				if ns == hc.Namespace {
-					aliases = append(aliases, short)
-				}
-			}
-		}
-		if i, dup := byName[name]; dup {
-			e := &entries[i]
-			e.v4 = append(e.v4, v4...)
-			e.v6 = append(e.v6, v6...)
-			if reg == regKubernetes {
-				e.reg = regKubernetes
-			}
-			e.aliases = append(e.aliases, aliases...)
-			continue
-		}
-		byName[name] = len(entries)
-		entries = append(entries, parsedEntry{name: name, wild: wild, reg: reg, v4: v4, v6: v6, aliases: aliases})
+	if ix.lookups == nil {
+		ix.lookups = new(Lookups)
 	}
-	if len(bad.problems) > 0 {
-		return nil, &bad
-	}
-	ix := &Index{hc: hc, hosts: len(table)}
 	secs := uint32(ttl / time.Second)
 	ix.ttl = [4]byte{byte(secs >> 24), byte(secs >> 16), byte(secs >> 8), byte(secs)}
-	ix.layout(entries)
+
+	b := &builder{hc: hc, k8sSuffix: ".svc." + hc.ClusterDomain}
+	if ix.dataPlane == DataPlaneNone {
+		b.vipRanges = opt.VIPRanges
+		if len(b.vipRanges) == 0 {
+			b.vipRanges = DefaultVIPRanges
+		}
+	}
+	table := t.GetTable()
+	ix.hosts = len(table)
+	b.byName = make(map[string]int, len(table))
+	b.entries = make([]parsedEntry, 0, len(table))
+	for _, key := range slices.Sorted(maps.Keys(table)) {
+		b.add(key, table[key])
+	}
+	ix.layout(b.finish(ix))
 	return ix, nil
 }
 
-// parseIP parses one IP of an entry, refusing forms a DNS answer cannot carry.
-func parseIP(s string) (netip.Addr, error) {
-	a, err := netip.ParseAddr(s)
-	switch {
-	case err != nil:
-		return a, fmt.Errorf("%q is not an IP address", s)
-	case a.Zone() != "":
-		return a, fmt.Errorf("%q has a zone; mesh addresses cannot be link-scoped", s)
-	case a.Is4In6():
-		return a, fmt.Errorf("%q is an IPv4-mapped IPv6 address; send %s", s, a.Unmap())
-	case a.IsUnspecified():
-		return a, fmt.Errorf("%q is the unspecified address", s)
+// builder sorts the entries of one table into what the index serves,
+// withholds and skips.
+type builder struct {
+	hc        HostContext
+	k8sSuffix string         // ".svc.<cluster domain>"
+	vipRanges []netip.Prefix // VIPs not answered; nil answers them
+	entries   []parsedEntry
+	byName    map[string]int // normalized name -> index in entries
+	skipped   []Skip
+}
+
+func (b *builder) skip(key, addr string, entry bool, why string) {
+	b.skipped = append(b.skipped, Skip{Host: key, Address: addr, Entry: entry, Reason: why})
+}
+
+// add sorts out one entry of the table.
+func (b *builder) add(key string, info *ndspb.NameInfo) {
+	name := normName(key)
+	wild, err := checkName(name, true)
+	if err != nil {
+		b.skip(key, "", true, "not a DNS name: "+err.Error())
+		return
 	}
-	return a, nil
+	e := parsedEntry{key: key, name: name, wild: wild, reg: regExternal, given: len(info.GetIps())}
+	for _, s := range info.GetIps() {
+		a, why := parseAddr(s)
+		switch {
+		case why != "":
+			b.skip(key, s, false, why)
+		case b.isVIP(a):
+			e.vips = append(e.vips, a)
+		case a.Is4():
+			e.v4 = append(e.v4, a)
+		default:
+			e.v6 = append(e.v6, a)
+		}
+	}
+	if info.GetRegistry() == ndspb.RegistryKubernetes && !wild {
+		e.reg = regKubernetes
+		e.aliases = b.aliases(key, name, info)
+	}
+	b.merge(e)
+}
+
+func (b *builder) isVIP(a netip.Addr) bool {
+	for _, p := range b.vipRanges {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// aliases returns the short names of a Kubernetes entry in the cluster
+// domain: "name.ns", "name.ns.svc", and "name" in the proxy's own namespace.
+// An entry whose shortname or namespace is missing or not a DNS label loses
+// its short names (reported), not its full name.
+func (b *builder) aliases(key, name string, info *ndspb.NameInfo) []string {
+	if !strings.HasSuffix(name, b.k8sSuffix) {
+		return nil
+	}
+	short, ns := normName(info.GetShortname()), normName(info.GetNamespace())
+	if short == "" || ns == "" {
+		b.skip(key, "", false, fmt.Sprintf("Kubernetes service under %s without shortname or namespace (shortname %q, namespace %q): answered by its full name only", b.k8sSuffix[1:], info.GetShortname(), info.GetNamespace()))
+		return nil
+	}
+	if _, err := checkName(short+"."+ns+".svc", false); err != nil {
+		b.skip(key, "", false, fmt.Sprintf("shortname %q / namespace %q: %v: answered by its full name only", info.GetShortname(), info.GetNamespace(), err))
+		return nil
+	}
+	out := []string{short + "." + ns, short + "." + ns + ".svc"}
+	if ns == b.hc.Namespace {
+		out = append(out, short)
+	}
+	return out
+}
+
+// merge adds e, combining it with an earlier entry of the same name.
+func (b *builder) merge(e parsedEntry) {
+	i, dup := b.byName[e.name]
+	if !dup {
+		b.byName[e.name] = len(b.entries)
+		b.entries = append(b.entries, e)
+		return
+	}
+	m := &b.entries[i]
+	m.v4 = append(m.v4, e.v4...)
+	m.v6 = append(m.v6, e.v6...)
+	m.vips = append(m.vips, e.vips...)
+	m.given += e.given
+	if e.reg == regKubernetes {
+		m.reg = regKubernetes
+	}
+	m.aliases = append(m.aliases, e.aliases...)
+}
+
+// finish sets aside the entries left without an address to serve —
+// withheld when they had auto-allocated VIPs that nothing on the host
+// carries, skipped otherwise — records both in ix, and returns the rest.
+func (b *builder) finish(ix *Index) []parsedEntry {
+	out := b.entries[:0]
+	for _, e := range b.entries {
+		switch {
+		case len(e.v4)+len(e.v6) > 0:
+			out = append(out, e)
+		case len(e.vips) > 0:
+			ix.withhold(e)
+		case e.given == 0:
+			b.skip(e.key, "", true, "no addresses")
+		default:
+			b.skip(e.key, "", true, "no usable address left")
+		}
+	}
+	slices.SortStableFunc(b.skipped, func(x, y Skip) int { return strings.Compare(x.Host, y.Host) })
+	ix.skipped = b.skipped
+	return out
 }
 
 func normHost(hc HostContext) (HostContext, error) {

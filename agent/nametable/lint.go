@@ -1,34 +1,37 @@
 package nametable
 
 import (
-	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/onramp-mesh/onramp/agent/xds/ndspb"
 )
 
-// Lint checks t as an operator's tool would, stricter than the agent: it
-// returns the index Build makes of t (nil if Build refuses t) and every
-// problem found, one message per problem naming its entry. Besides what
-// Build refuses, an entry with no address is a problem: the agent skips it
-// (it cannot answer it), so it is almost always a mistake in the table.
+// Lint checks t as an operator's tool would: it returns the index Build
+// makes of t (nil if Build refuses the options) and every problem found,
+// one message per problem naming its entry. The problems are what the
+// agent would not serve (Index.Skipped): each address dropped, each entry
+// skipped; an entry whose addresses were all dropped is said so on its
+// last address's line rather than on a line of its own.
 func Lint(t *ndspb.NameTable, hc HostContext, opt Options) (*Index, []string) {
-	var problems []string
 	ix, err := Build(t, hc, opt)
 	if err != nil {
-		problems = append(problems, strings.TrimPrefix(err.Error(), "nametable: "))
+		return nil, []string{strings.TrimPrefix(err.Error(), "nametable: ")}
 	}
-	table := t.GetTable()
-	keys := make([]string, 0, len(table))
-	for k, info := range table {
-		if len(info.GetIps()) == 0 {
-			keys = append(keys, k)
+	var problems []string
+	last := map[string]int{} // host -> index of its last address problem
+	for _, s := range ix.Skipped() {
+		if i, ok := last[s.Host]; ok && s.Entry && s.Address == "" {
+			problems[i] += "; the entry has no address left and is skipped"
+			continue
 		}
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		problems = append(problems, fmt.Sprintf("entry %q: no addresses; the agent skips it and answers nothing for it", k))
+		if s.Address != "" {
+			last[s.Host] = len(problems)
+		}
+		p := s.String()
+		if s.Entry && s.Reason == "no addresses" {
+			p += "; the agent answers nothing for it"
+		}
+		problems = append(problems, p)
 	}
 	return ix, problems
 }

@@ -84,7 +84,12 @@ type Snapshot struct {
 	Ndots         int      `json:"ndots"`
 	TTLSeconds    uint32   `json:"ttlSeconds"`
 	Names         int      `json:"names"`
+	DataPlane     string   `json:"dataPlane"`
 	Entries       []Entry  `json:"entries"`
+	// Skipped is what of the table is not served, and why (see Index.Skipped).
+	Skipped []Skip `json:"skipped"`
+	// Withheld are the names not answered for want of a data plane (see Index.Withheld).
+	Withheld []Withheld `json:"withheld"`
 }
 
 // Snapshot returns the whole index in a JSON-friendly form, entries sorted by
@@ -97,7 +102,14 @@ func (ix *Index) Snapshot() Snapshot {
 	s := Snapshot{
 		Namespace: ix.hc.Namespace, ClusterDomain: ix.hc.ClusterDomain, Search: ix.hc.Search, Ndots: ix.hc.Ndots,
 		TTLSeconds: uint32(ix.ttl[0])<<24 | uint32(ix.ttl[1])<<16 | uint32(ix.ttl[2])<<8 | uint32(ix.ttl[3]),
-		Names:      ix.Len(),
+		Names:      ix.Len(), DataPlane: string(ix.dataPlane),
+		Skipped: ix.Skipped(), Withheld: ix.Withheld(),
+	}
+	if s.Skipped == nil {
+		s.Skipped = []Skip{}
+	}
+	if s.Withheld == nil {
+		s.Withheld = []Withheld{}
 	}
 	aliases := map[*node][]string{}
 	nodes := make([]*node, 0, len(ix.names)+len(ix.wild))

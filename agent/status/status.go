@@ -9,6 +9,7 @@
 package status
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,9 +17,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/onramp-mesh/onramp/agent/nametable"
 )
 
 // Report is the agent's state as `onramp status` shows it.
@@ -33,8 +38,53 @@ type Report struct {
 	Identity     Identity     `json:"identity"`
 	NameTable    NameTable    `json:"nameTable"`
 	Health       Health       `json:"health"`
+	// Redirect is what the resolver redirect put in place; nil when the
+	// agent runs without one.
+	Redirect *Redirect `json:"redirect,omitempty"`
 	// WorkloadEntry is the name istiod gives this VM's auto-registered entry.
 	WorkloadEntry string `json:"workloadEntry,omitempty"`
+}
+
+// Redirect is what the resolver redirect (agent/redirect) put in place:
+// `onramp redirect status`, `onramp status` and `onramp doctor` show it,
+// and the record under StateDir/redirect keeps it. It is the same for every
+// backend; fields that do not apply are empty.
+type Redirect struct {
+	// Backend is resolved, nftables or none.
+	Backend string `json:"backend"`
+	// InPlace is true while the plan is in place as far as the last apply or
+	// check found.
+	InPlace bool `json:"inPlace"`
+	// Reason says why there is no redirect (backend none), or what failed.
+	Reason string `json:"reason,omitempty"`
+	// Listen, Domains and CaptureAll are the plan in place.
+	Listen     []string `json:"listen,omitempty"`
+	Domains    []string `json:"domains,omitempty"`
+	CaptureAll bool     `json:"captureAll,omitempty"`
+	Mark       uint32   `json:"mark,omitempty"`
+
+	// Table is the nftables table onramp owns (family inet), Nameservers the
+	// addresses whose port-53 traffic it redirects.
+	Table       string   `json:"table,omitempty"`
+	Nameservers []string `json:"redirected,omitempty"`
+	// Repairs counts the times the table was found missing or changed and
+	// restored.
+	Repairs int `json:"repairs,omitempty"`
+
+	// Link and Ifindex name the link resolved routes the mesh's domains
+	// through; LinkCreated says onramp created it (and deletes it on removal).
+	Link        string `json:"link,omitempty"`
+	Ifindex     int    `json:"ifindex,omitempty"`
+	LinkCreated bool   `json:"linkCreated,omitempty"`
+	LinkKind    string `json:"linkKind,omitempty"`
+	// Upstreams are resolved's real servers on the other links, which the
+	// proxy forwards non-mesh names to.
+	Upstreams []string `json:"upstreams,omitempty"`
+
+	// Applied is when the plan was last applied.
+	Applied time.Time `json:"applied,omitzero"`
+	// LastError is the last failure to apply or keep the plan in place.
+	LastError string `json:"error,omitempty"`
 }
 
 // DNS describes the proxy.
@@ -85,6 +135,12 @@ type NameTable struct {
 	Ndots  int      `json:"ndots"`
 	// SaveError is why the table in use could not be kept on disk.
 	SaveError string `json:"saveError,omitempty"`
+	// Skipped is what of the table is not served: each address dropped and
+	// each entry skipped, with the reason.
+	Skipped []nametable.Skip `json:"skipped,omitempty"`
+	// Withheld are the names not answered because their only addresses are
+	// auto-allocated VIPs and dataPlane is none, with their lookups.
+	Withheld []nametable.Withheld `json:"withheld,omitempty"`
 }
 
 // Health is the readiness probe state reported to the control plane.
@@ -229,6 +285,12 @@ func (r Report) WriteText(w io.Writer) {
 		dns += " (sockets from systemd)"
 	}
 	row("dns", dns)
+	if rd := r.Redirect; rd != nil {
+		row("redirect", rd.Summary())
+		if rd.LastError != "" && rd.Backend != "none" {
+			row("redirect error", rd.LastError)
+		}
+	}
 	if r.Mode == "control-plane" {
 		state := "disconnected"
 		if r.ControlPlane.Connected {
@@ -263,6 +325,24 @@ func (r Report) WriteText(w io.Writer) {
 		nt += ", last push " + r.NameTable.LastPush.Format(time.RFC3339)
 	}
 	row("name table", nt)
+	// At most ten lines each; -o json lists all.
+	const most = 10
+	for i, sk := range r.NameTable.Skipped {
+		if i == most {
+			row("not served", fmt.Sprintf("and %d more (onramp status -o json lists them)", len(r.NameTable.Skipped)-most))
+			break
+		}
+		row("not served", sk.String())
+	}
+	withheld := slices.Clone(r.NameTable.Withheld) // the names looked up first
+	slices.SortStableFunc(withheld, func(a, b nametable.Withheld) int { return cmp.Compare(b.Lookups, a.Lookups) })
+	for i, w := range withheld {
+		if i == most {
+			row("withheld", fmt.Sprintf("and %d more (onramp status -o json lists them)", len(withheld)-most))
+			break
+		}
+		row("withheld", fmt.Sprintf("%s (only auto-allocated VIPs %s; forwarded upstream, %d lookups)", w.Host, strings.Join(w.VIPs, ","), w.Lookups))
+	}
 	if r.NameTable.SaveError != "" {
 		row("table not saved", r.NameTable.SaveError)
 	}
@@ -289,4 +369,43 @@ func (s *Server) Close() error {
 	err := s.srv.Close()
 	s.ln.Close()
 	return err
+}
+
+// Summary is the redirect in one line: the backend and what it put in place.
+func (r Redirect) Summary() string {
+	switch r.Backend {
+	case "none", "":
+		s := "none"
+		if r.Reason != "" {
+			s += " (" + r.Reason + ")"
+		}
+		return s
+	}
+	s := r.Backend
+	if !r.InPlace {
+		s += ", NOT in place"
+	}
+	switch {
+	case r.Table != "":
+		s += ", table inet " + r.Table
+		if r.CaptureAll {
+			s += ", all port-53 traffic"
+		} else {
+			s += fmt.Sprintf(", port 53 to %v", r.Nameservers)
+		}
+		if r.Repairs > 0 {
+			s += fmt.Sprintf(", restored %d times", r.Repairs)
+		}
+	case r.Link != "":
+		s += fmt.Sprintf(", link %s", r.Link)
+		if r.CaptureAll {
+			s += ", every domain (~.)"
+		} else {
+			s += fmt.Sprintf(", %d routing domains", len(r.Domains))
+		}
+		if len(r.Upstreams) > 0 {
+			s += fmt.Sprintf(", upstreams %v", r.Upstreams)
+		}
+	}
+	return s + " -> " + strings.Join(r.Listen, ",")
 }

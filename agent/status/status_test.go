@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/onramp-mesh/onramp/agent/nametable"
 )
 
 func TestServerEndpoints(t *testing.T) {
@@ -70,5 +72,35 @@ func TestFetchNoAgent(t *testing.T) {
 	_, err := Fetch(context.Background(), "127.0.0.1:1")
 	if err == nil || !strings.Contains(err.Error(), "is onramp running") {
 		t.Fatalf("want a clear error, got %v", err)
+	}
+}
+
+// TestTextNotServedAndWithheld: what the table does not serve is listed,
+// at most ten lines each, the withheld names looked up most first.
+func TestTextNotServedAndWithheld(t *testing.T) {
+	var r Report
+	r.DataPlane = "none"
+	for i := range 12 {
+		r.NameTable.Skipped = append(r.NameTable.Skipped, nametable.Skip{Host: fmt.Sprintf("h%02d.internal", i), Address: "fe80::1%eth0", Reason: "has a zone"})
+	}
+	r.NameTable.Withheld = []nametable.Withheld{
+		{Host: "a.example.", VIPs: []string{"240.240.0.1"}},
+		{Host: "istio.io.", VIPs: []string{"240.240.0.2"}, Lookups: 3},
+	}
+	var buf bytes.Buffer
+	r.WriteText(&buf)
+	out := buf.String()
+	for _, want := range []string{
+		"data plane:      none\n",
+		`not served:      entry "h00.internal": address "fe80::1%eth0" dropped: has a zone` + "\n",
+		"not served:      and 2 more (onramp status -o json lists them)\n",
+		"withheld:        istio.io. (only auto-allocated VIPs 240.240.0.2; forwarded upstream, 3 lookups)\nwithheld:        a.example.",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("text lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "h10.internal") {
+		t.Errorf("more than ten lines of skipped entries:\n%s", out)
 	}
 }

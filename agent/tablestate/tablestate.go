@@ -114,6 +114,10 @@ func New(cfg Config) *Tables {
 	if cfg.Release == nil {
 		cfg.Release = releaseMemory
 	}
+	if cfg.Options.Lookups == nil {
+		// One counter for every index, so lookups of withheld names add up across tables.
+		cfg.Options.Lookups = new(nametable.Lookups)
+	}
 	return &Tables{cfg: cfg, log: cfg.Log, host: cfg.Host}
 }
 
@@ -205,6 +209,12 @@ func (s *Tables) buildLocked(t *ndspb.NameTable, version string, source Source) 
 		return err
 	}
 	s.ix.Store(ix)
+	if version != s.version || source != s.source || s.installs.Load() == 0 {
+		// Once per table, not again when it is rebuilt for a search list.
+		for _, sk := range ix.Skipped() {
+			s.log.Warn("name table entry not fully served", "version", version, "host", sk.Host, "address", sk.Address, "skipped", sk.Entry, "reason", sk.Reason)
+		}
+	}
 	s.installed = s.cfg.Now()
 	s.installs.Add(1)
 	s.log.Info("name table installed", "version", version, "source", string(source), "hosts", len(t.GetTable()), "names", ix.Len(),
@@ -289,6 +299,8 @@ func (s *Tables) Status() status.NameTable {
 		Installed: s.installed,
 		Search:    slices.Clone(s.host.Search),
 		Ndots:     s.host.Ndots,
+		Skipped:   s.ix.Load().Skipped(),
+		Withheld:  s.ix.Load().Withheld(),
 	}
 	if s.saveErr != nil {
 		st.SaveError = s.saveErr.Error()
@@ -305,6 +317,7 @@ func (s *Tables) WritePrometheus(w io.Writer) {
 	fmt.Fprintf(w, "# HELP onramp_nametable_names Names the mesh name table answers directly.\n# TYPE onramp_nametable_names gauge\nonramp_nametable_names %d\n", ix.Len())
 	fmt.Fprintf(w, "# HELP onramp_nametable_installs_total Indexes installed (pushes, start-up loads, search-list rebuilds).\n# TYPE onramp_nametable_installs_total counter\nonramp_nametable_installs_total %d\n", s.installs.Load())
 	fmt.Fprintf(w, "# HELP onramp_nametable_rejected_total Tables that did not build and were refused.\n# TYPE onramp_nametable_rejected_total counter\nonramp_nametable_rejected_total %d\n", s.rejects.Load())
+	ix.WritePrometheus(w)
 	fmt.Fprintf(w, "# HELP onramp_nametable_save_failures_total Pushed tables served but not kept on disk.\n# TYPE onramp_nametable_save_failures_total counter\nonramp_nametable_save_failures_total %d\n", s.saveFailures.Load())
 }
 

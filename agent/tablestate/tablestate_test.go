@@ -140,26 +140,36 @@ func TestFailedSaveKeepsTheNewestTable(t *testing.T) {
 	}
 }
 
-func TestRejectedTableKeepsThePrevious(t *testing.T) {
+// TestOddTableIsAppliedAndReported: a table with an address that cannot
+// be served is applied without it (as Istio's agent does), saved, and what
+// is not served is in Status.
+func TestOddTableIsAppliedAndReported(t *testing.T) {
 	store := &memStore{}
 	s := newTables(store)
 	if err := s.Push("v1", table("10.0.0.1")); err != nil {
 		t.Fatal(err)
 	}
-	err := s.Push("v2", table("not-an-ip"))
-	if err == nil || !strings.Contains(err.Error(), "not-an-ip") {
-		t.Fatalf("want the build error naming the bad address, got %v", err)
+	odd := table("10.0.0.2")
+	odd.Table["broken.example"] = &ndspb.NameInfo{Ips: []string{"not-an-ip"}}
+	if err := s.Push("v2", odd); err != nil {
+		t.Fatalf("a table that decodes was refused: %v", err)
 	}
-	if ips, _ := lookup(t, s, "productpage.ns1.svc.cluster.local."); !slices.Equal(ips, []string{"10.0.0.1"}) {
-		t.Errorf("after a rejected table: %v, want v1's address", ips)
+	if ips, _ := lookup(t, s, "productpage.ns1.svc.cluster.local."); !slices.Equal(ips, []string{"10.0.0.2"}) {
+		t.Errorf("after the odd table: %v, want v2's address", ips)
 	}
-	if store.saves != 1 {
-		t.Errorf("%d saves, want 1: a rejected table is not saved", store.saves)
+	if _, ok := lookup(t, s, "broken.example."); ok {
+		t.Error("the entry without a usable address is answered")
 	}
-	// The rejected table is not what a rebuild starts from either.
-	s.SetSearch([]string{"c.example"}, 1)
-	if st := s.Status(); st.Version != "v1" {
-		t.Errorf("status = %+v, want v1", st)
+	st := s.Status()
+	if st.Version != "v2" || store.saves != 2 || len(st.Skipped) != 2 || st.Skipped[0].Address != "not-an-ip" || !st.Skipped[1].Entry {
+		t.Errorf("status = %+v, %d saves; want v2 saved, the address and the entry reported", st, store.saves)
+	}
+	// The report follows the table in use.
+	if err := s.Push("v3", table("10.0.0.3")); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Status(); len(st.Skipped) != 0 {
+		t.Errorf("a clean table still reports %v", st.Skipped)
 	}
 }
 
@@ -238,9 +248,12 @@ func TestInstallFile(t *testing.T) {
 		t.Errorf("status %+v, %d saves: want a file table, never pushed, not saved", st, store.saves)
 	}
 	bad := filepath.Join(dir, "bad.json")
-	os.WriteFile(bad, []byte(`{"table": {"db.internal": {"ips": ["10.1.0.300"]}}}`), 0o644)
-	if err := s.InstallFile(bad); err == nil || !strings.Contains(err.Error(), "bad.json") || !strings.Contains(err.Error(), "10.1.0.300") {
-		t.Errorf("want an error naming the file and the address, got %v", err)
+	os.WriteFile(bad, []byte(`{"table": {"db.internal": {"ips": 10}}}`), 0o644)
+	if err := s.InstallFile(bad); err == nil || !strings.Contains(err.Error(), "bad.json") {
+		t.Errorf("want an error naming the file, got %v", err)
+	}
+	if ips, _ := lookup(t, s, "db.internal."); !slices.Equal(ips, []string{"10.1.0.1"}) {
+		t.Errorf("after a file that does not parse: %v, want the previous table", ips)
 	}
 }
 
@@ -268,7 +281,6 @@ func TestOnInstall(t *testing.T) {
 	if err := s.Push("v2", table("10.0.0.2")); err != nil {
 		t.Fatal(err)
 	}
-	_ = s.Push("v3", table("bad")) // rejected: not announced
 	second := s.Index()
 	unsubscribe()
 	if err := s.Push("v4", table("10.0.0.4")); err != nil {

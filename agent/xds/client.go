@@ -54,7 +54,7 @@ type Config struct {
 	// ClusterID is sent as gRPC metadata "ClusterID" on every stream. Empty
 	// means the node's CLUSTER_ID metadata, else DefaultClusterID.
 	ClusterID string
-	// Node is sent in the first request of every stream (see NodeFromBundle).
+	// Node is sent in the first request of every stream (see Node).
 	Node *corev3.Node
 	// OnNameTable is called with each name table received, in order, from the
 	// goroutine that runs Run. A nil error ACKs the table; a non-nil error NACKs
@@ -134,7 +134,7 @@ func New(cfg Config, log hclog.Logger) (*Client, error) {
 		return nil, fmt.Errorf("xds: control plane address %q is not host:port (%v); use e.g. istiod.istio-system.svc:15012", cfg.Address, err)
 	}
 	if cfg.Node == nil || cfg.Node.GetId() == "" {
-		return nil, errors.New("xds: no node id; build the node with xds.NodeFromBundle")
+		return nil, errors.New("xds: no node id; build the node with xds.Node")
 	}
 	if cfg.OnNameTable == nil {
 		return nil, errors.New("xds: no OnNameTable callback; name tables would be dropped")

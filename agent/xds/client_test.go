@@ -293,7 +293,7 @@ func (c *testClient) waitFor(t *testing.T, what string, cond func(Status) bool) 
 
 func testNode(t *testing.T) *corev3.Node {
 	t.Helper()
-	node, err := NodeFromBundle(testBundle(), "1.26.2")
+	node, err := Node(*testInfo())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,7 @@
 // Package xds is onramp's ADS client. It speaks Envoy's Aggregated Discovery
 // Service to istiod over one gRPC stream and
 //
-//   - presents the VM as an Istio sidecar node (NodeFromBundle): the node id and
+//   - presents the VM as an Istio sidecar node (Node): the node id and
 //     metadata that make istiod auto-register a WorkloadEntry from the
 //     WorkloadGroup named in the bundle;
 //   - subscribes to the NDS name table (ndspb.TypeURL) only, hands each table to

@@ -14,16 +14,17 @@ import (
 	"github.com/onramp-mesh/onramp/installer/bundle"
 )
 
-func ExampleNodeFromBundle() {
-	b := &bundle.Bundle{
+func ExampleNode() {
+	in := xds.NodeInfo{
 		Namespace:         "shop",
 		ServiceAccount:    "cart-sa",
 		ClusterID:         "Kubernetes",
 		AutoRegisterGroup: "cart",
 		IP:                netip.MustParseAddr("10.0.3.7"),
 		Env:               map[string]string{"POD_NAME": "cart-vm-1"},
+		HostIPs:           []netip.Addr{netip.MustParseAddr("10.0.3.7"), netip.MustParseAddr("192.168.5.5")},
 	}
-	node, err := xds.NodeFromBundle(b, "1.26.2")
+	node, err := xds.Node(in)
 	if err != nil {
 		panic(err)
 	}
@@ -32,7 +33,7 @@ func ExampleNodeFromBundle() {
 	fmt.Println(md["INSTANCE_IPS"].GetStringValue(), md["DNS_CAPTURE"].GetStringValue(), md["AUTO_REGISTER_GROUP"].GetStringValue())
 	// Output:
 	// sidecar~10.0.3.7~cart-vm-1.shop~shop.svc.cluster.local
-	// 10.0.3.7 true cart
+	// 10.0.3.7,192.168.5.5 true cart
 }
 
 func ExampleDecodeNameTable() {
@@ -53,7 +54,8 @@ func ExampleDecodeNameTable() {
 // DNS proxy; SetHealth forwards the readiness probe's transitions.
 func ExampleNew() {
 	var b *bundle.Bundle // from bundle.Load
-	node, err := xds.NodeFromBundle(b, "1.26.2")
+	var in xds.NodeInfo  // from b and the host: daemon.NodeInfo(b, daemon.HostIPs())
+	node, err := xds.Node(in)
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -74,5 +76,5 @@ func ExampleNew() {
 	}
 	go c.Run(context.Background())
 	c.SetHealth(true, "")
-	// Output: xds: node: no bundle; load one with bundle.Load
+	// Output: xds: node: no workload IP; set ISTIO_SVC_IP in cluster.env
 }

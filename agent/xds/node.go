@@ -17,7 +17,6 @@ import (
 	networkingv1alpha3 "istio.io/api/networking/v1alpha3"
 
 	"github.com/onramp-mesh/onramp/agent/nametable"
-	"github.com/onramp-mesh/onramp/installer/bundle"
 )
 
 // Node metadata keys istiod reads (Istio's NodeMetadata JSON names).
@@ -36,6 +35,12 @@ const (
 	MetaProxyConfig       = "PROXY_CONFIG"
 )
 
+// The bundle's files, named in errors.
+const (
+	fileClusterEnv = "cluster.env"
+	fileMeshYAML   = "mesh.yaml"
+)
+
 // cluster.env prefixes that become node metadata.
 const (
 	envMetaPrefix     = "ISTIO_META_"
@@ -52,8 +57,48 @@ const UserAgentName = "onramp"
 // hostname is os.Hostname, replaceable in tests.
 var hostname = os.Hostname
 
-// NodeFromBundle builds the ADS node istiod expects from an Istio sidecar on a
-// VM:
+// DefaultIstioVersion is the ISTIO_VERSION reported when the bundle gives
+// none (istioctl writes none; ISTIO_META_ISTIO_VERSION in cluster.env or in
+// mesh.yaml's proxyMetadata overrides it). It is the Istio release onramp is
+// tested against, and istiod shapes what it sends by it. Set it at build
+// time with -ldflags "-X github.com/onramp-mesh/onramp/agent/xds.DefaultIstioVersion=1.30.0".
+var DefaultIstioVersion = "1.29.6"
+
+// NodeInfo is what the ADS node is made of: the workload's identity and
+// placement as the onboarding bundle gives them (see installer/bundle), and
+// the host's addresses. xds reads no files itself.
+type NodeInfo struct {
+	// IP is the VM's address in the mesh; it names the WorkloadEntry.
+	IP netip.Addr
+	// IPExplicit is true when IP was given (ISTIO_SVC_IP) rather than
+	// discovered; only then may it be a loopback address.
+	IPExplicit bool
+	// IPReason says how a discovered IP was chosen, for errors.
+	IPReason string
+	// HostIPs are the addresses of the host's interfaces; INSTANCE_IPS
+	// lists them after IP, as pilot-agent does (loopback, link-local and
+	// unspecified addresses left out).
+	HostIPs []netip.Addr
+
+	Namespace         string // POD_NAMESPACE
+	ServiceAccount    string // SERVICE_ACCOUNT
+	ClusterID         string // ISTIO_META_CLUSTER_ID
+	Network           string // ISTIO_META_NETWORK
+	MeshID            string // ISTIO_META_MESH_ID
+	WorkloadName      string // ISTIO_META_WORKLOAD_NAME
+	AutoRegisterGroup string // ISTIO_META_AUTO_REGISTER_GROUP
+	// Labels from ISTIO_METAJSON_LABELS.
+	Labels map[string]string
+	// Meta holds every ISTIO_META_<KEY> of cluster.env as <KEY> -> value.
+	Meta map[string]string
+	// Env holds every KEY=value of cluster.env.
+	Env map[string]string
+	// ProxyConfig is mesh.yaml's defaultConfig; ReadinessProbe the group's probe.
+	ProxyConfig    *meshv1alpha1.ProxyConfig
+	ReadinessProbe *networkingv1alpha3.ReadinessProbe
+}
+
+// Node builds the ADS node istiod expects from an Istio sidecar on a VM:
 //
 //	id       = sidecar~<ip>~<name>.<namespace>~<namespace>.svc.cluster.local
 //	metadata = Istio NodeMetadata as a Struct
@@ -63,29 +108,41 @@ var hostname = os.Hostname
 //
 // Metadata starts from the agent's environment — mesh.yaml
 // defaultConfig.proxyMetadata overridden by cluster.env: ISTIO_META_<KEY>=v
-// gives <KEY>: "v" and ISTIO_METAJSON_<KEY>=<json> gives <KEY>: <json value>. The bundle's parsed
-// fields then override: NAMESPACE (POD_NAMESPACE), SERVICE_ACCOUNT, CLUSTER_ID,
-// NETWORK, MESH_ID, WORKLOAD_NAME, AUTO_REGISTER_GROUP, LABELS (a map),
-// INSTANCE_IPS (one comma-joined string, the chosen IP first: it names the
-// WorkloadEntry), ISTIO_VERSION (omitted when istioVersion is empty; istiod
-// then assumes the newest proxy), PROXY_CONFIG (ProxyConfig as a JSON object,
-// readinessProbe included) and DNS_CAPTURE: "true" — onramp always serves DNS,
-// and istiod sends auto-allocated VIPs only to proxies that capture DNS.
-// Booleans are JSON strings, as istiod's parser requires.
-func NodeFromBundle(b *bundle.Bundle, istioVersion string) (*corev3.Node, error) {
-	if b == nil {
-		return nil, fmt.Errorf("xds: node: no bundle; load one with bundle.Load")
+// gives <KEY>: "v" and ISTIO_METAJSON_<KEY>=<json> gives <KEY>: <json value>.
+// The parsed fields then override: NAMESPACE (POD_NAMESPACE), SERVICE_ACCOUNT,
+// CLUSTER_ID, NETWORK, MESH_ID, WORKLOAD_NAME, AUTO_REGISTER_GROUP, LABELS (a
+// map), INSTANCE_IPS (one comma-joined string: the chosen IP first, since it
+// names the WorkloadEntry, then every other address of the host, as
+// pilot-agent sends them; istiod picks the table's IP families by them),
+// ISTIO_VERSION (the bundle's, else DefaultIstioVersion), PROXY_CONFIG
+// (ProxyConfig as a JSON object, readinessProbe included) and DNS_CAPTURE:
+// "true". onramp always serves DNS, and istiod puts auto-allocated VIPs in
+// the table only for proxies that capture DNS; with dataPlane none the agent
+// still wants them, to know which names the mesh has only as VIPs (it
+// withholds and counts those). Booleans are JSON strings, as istiod's parser
+// requires.
+//
+// A loopback IP is refused unless it was given explicitly: istiod would
+// register the WorkloadEntry <group>-127.0.0.1, which nothing else can reach.
+func Node(in NodeInfo) (*corev3.Node, error) {
+	if !in.IP.IsValid() {
+		return nil, fmt.Errorf("xds: node: no workload IP; set ISTIO_SVC_IP in %s", fileClusterEnv)
 	}
-	if !b.IP.IsValid() {
-		return nil, fmt.Errorf("xds: node: bundle %q has no workload IP; set ISTIO_SVC_IP in %s", b.Dir, bundle.FileClusterEnv)
+	if in.IP.IsLoopback() && !in.IPExplicit {
+		why := ""
+		if in.IPReason != "" {
+			why = " (" + in.IPReason + ")"
+		}
+		return nil, fmt.Errorf("xds: node: this VM's only address toward the control plane is the loopback address %s%s; istiod would register a WorkloadEntry at %s that no other workload can reach. Set ISTIO_SVC_IP in %s to the address the mesh reaches this VM at (or to %s itself when the control plane and every workload run on this host)",
+			in.IP, why, in.IP, fileClusterEnv, in.IP)
 	}
-	if b.Namespace == "" {
-		return nil, fmt.Errorf("xds: node: bundle %q has no namespace; set POD_NAMESPACE in %s", b.Dir, bundle.FileClusterEnv)
+	if in.Namespace == "" {
+		return nil, fmt.Errorf("xds: node: no namespace; set POD_NAMESPACE in %s", fileClusterEnv)
 	}
-	if strings.Contains(b.Namespace, "~") {
-		return nil, fmt.Errorf("xds: node: namespace %q contains '~', which cannot appear in a node id; fix POD_NAMESPACE in %s", b.Namespace, bundle.FileClusterEnv)
+	if strings.Contains(in.Namespace, "~") {
+		return nil, fmt.Errorf("xds: node: namespace %q contains '~', which cannot appear in a node id; fix POD_NAMESPACE in %s", in.Namespace, fileClusterEnv)
 	}
-	name, err := nodeName(b)
+	name, err := nodeName(in)
 	if err != nil {
 		return nil, err
 	}
@@ -93,10 +150,10 @@ func NodeFromBundle(b *bundle.Bundle, istioVersion string) (*corev3.Node, error)
 	// The agent's environment as Istio's would see it: mesh.yaml
 	// proxyMetadata, overridden by cluster.env.
 	env := map[string]string{}
-	for k, v := range b.ProxyConfig.GetProxyMetadata() {
+	for k, v := range in.ProxyConfig.GetProxyMetadata() {
 		env[k] = v
 	}
-	for k, v := range b.Env {
+	for k, v := range in.Env {
 		env[k] = v
 	}
 	meta := map[string]any{}
@@ -107,7 +164,7 @@ func NodeFromBundle(b *bundle.Bundle, istioVersion string) (*corev3.Node, error)
 			meta[key] = env[k]
 		}
 	}
-	for k, v := range b.Meta { // ISTIO_META_* of cluster.env, prefix stripped
+	for k, v := range in.Meta { // ISTIO_META_* of cluster.env, prefix stripped
 		if k != "" {
 			meta[k] = v
 		}
@@ -119,41 +176,45 @@ func NodeFromBundle(b *bundle.Bundle, istioVersion string) (*corev3.Node, error)
 		}
 		var v any
 		if err := json.Unmarshal([]byte(env[k]), &v); err != nil {
-			return nil, fmt.Errorf("xds: node: %s (in %s or mesh.yaml proxyMetadata) is not valid JSON (%v); write a JSON value, e.g. %s='{\"app\":\"web\"}'", k, bundle.FileClusterEnv, err, k)
+			return nil, fmt.Errorf("xds: node: %s (in %s or mesh.yaml proxyMetadata) is not valid JSON (%v); write a JSON value, e.g. %s='{\"app\":\"web\"}'", k, fileClusterEnv, err, k)
 		}
 		meta[key] = v
 	}
 
-	meta[MetaNamespace] = b.Namespace
-	setIf(meta, MetaServiceAccount, b.ServiceAccount)
-	setIf(meta, MetaClusterID, b.ClusterID)
-	setIf(meta, MetaNetwork, b.Network)
-	setIf(meta, MetaMeshID, b.MeshID)
-	setIf(meta, MetaWorkloadName, b.WorkloadName)
-	setIf(meta, MetaAutoRegisterGroup, b.AutoRegisterGroup)
-	setIf(meta, MetaIstioVersion, istioVersion)
+	meta[MetaNamespace] = in.Namespace
+	setIf(meta, MetaServiceAccount, in.ServiceAccount)
+	setIf(meta, MetaClusterID, in.ClusterID)
+	setIf(meta, MetaNetwork, in.Network)
+	setIf(meta, MetaMeshID, in.MeshID)
+	setIf(meta, MetaWorkloadName, in.WorkloadName)
+	setIf(meta, MetaAutoRegisterGroup, in.AutoRegisterGroup)
+	istioVersion, _ := meta[MetaIstioVersion].(string)
+	if istioVersion == "" {
+		istioVersion = DefaultIstioVersion
+	}
+	meta[MetaIstioVersion] = istioVersion
 	meta[MetaDNSCapture] = "true"
-	meta[MetaInstanceIPs] = instanceIPs(b.IP, meta[MetaInstanceIPs])
+	meta[MetaInstanceIPs] = instanceIPs(in.IP, meta[MetaInstanceIPs], in.HostIPs)
 
-	if len(b.Labels) > 0 {
+	if len(in.Labels) > 0 {
 		labels := map[string]any{}
 		if prev, ok := meta[MetaLabels].(map[string]any); ok {
 			for k, v := range prev {
 				labels[k] = v
 			}
 		}
-		for k, v := range b.Labels {
+		for k, v := range in.Labels {
 			labels[k] = v
 		}
 		meta[MetaLabels] = labels
 	}
 	if labels, ok := meta[MetaLabels]; ok {
 		if _, isMap := labels.(map[string]any); !isMap {
-			return nil, fmt.Errorf("xds: node: LABELS must be a JSON object of strings, got %T; fix ISTIO_METAJSON_LABELS in %s", labels, bundle.FileClusterEnv)
+			return nil, fmt.Errorf("xds: node: LABELS must be a JSON object of strings, got %T; fix ISTIO_METAJSON_LABELS in %s", labels, fileClusterEnv)
 		}
 	}
 
-	pc, err := proxyConfigObject(b)
+	pc, err := proxyConfigObject(in)
 	if err != nil {
 		return nil, err
 	}
@@ -166,23 +227,21 @@ func NodeFromBundle(b *bundle.Bundle, istioVersion string) (*corev3.Node, error)
 	if err != nil {
 		return nil, fmt.Errorf("xds: node: metadata cannot be encoded: %w", err)
 	}
-	id := fmt.Sprintf("sidecar~%s~%s.%s~%s.%s", b.IP, name, b.Namespace, b.Namespace, dnsDomainSuffix)
+	id := fmt.Sprintf("sidecar~%s~%s.%s~%s.%s", in.IP, name, in.Namespace, in.Namespace, dnsDomainSuffix)
 	node := &corev3.Node{
-		Id:            id,
-		Metadata:      st,
-		UserAgentName: UserAgentName,
+		Id:                   id,
+		Metadata:             st,
+		UserAgentName:        UserAgentName,
+		UserAgentVersionType: &corev3.Node_UserAgentVersion{UserAgentVersion: istioVersion},
 	}
-	if svc := firstNonEmpty(b.Env["CANONICAL_SERVICE"], b.WorkloadName); svc != "" {
-		node.Cluster = svc + "." + b.Namespace
-	}
-	if istioVersion != "" {
-		node.UserAgentVersionType = &corev3.Node_UserAgentVersion{UserAgentVersion: istioVersion}
+	if svc := firstNonEmpty(in.Env["CANONICAL_SERVICE"], in.WorkloadName); svc != "" {
+		node.Cluster = svc + "." + in.Namespace
 	}
 	return node, nil
 }
 
 // nodeName picks the <name> part of the node id.
-func nodeName(b *bundle.Bundle) (string, error) {
+func nodeName(b NodeInfo) (string, error) {
 	name := b.Env["POD_NAME"]
 	if name == "" {
 		if h, err := hostname(); err == nil {
@@ -193,38 +252,47 @@ func nodeName(b *bundle.Bundle) (string, error) {
 		name = b.WorkloadName
 	}
 	if name == "" {
-		return "", fmt.Errorf("xds: node: no workload name: the host has no hostname and the bundle sets neither POD_NAME nor ISTIO_META_WORKLOAD_NAME; set POD_NAME in %s", bundle.FileClusterEnv)
+		return "", fmt.Errorf("xds: node: no workload name: the host has no hostname and the bundle sets neither POD_NAME nor ISTIO_META_WORKLOAD_NAME; set POD_NAME in %s", fileClusterEnv)
 	}
 	if strings.Contains(name, "~") {
-		return "", fmt.Errorf("xds: node: workload name %q contains '~', which cannot appear in a node id; set POD_NAME in %s", name, bundle.FileClusterEnv)
+		return "", fmt.Errorf("xds: node: workload name %q contains '~', which cannot appear in a node id; set POD_NAME in %s", name, fileClusterEnv)
 	}
 	return name, nil
 }
 
-// instanceIPs joins the chosen IP and any others already in metadata, chosen
-// first, without duplicates.
-func instanceIPs(chosen netip.Addr, prev any) string {
+// instanceIPs joins the chosen IP, those already in metadata, then the
+// host's addresses: chosen first, without duplicates, IPv4-mapped forms
+// unmapped, and the host's loopback, link-local and unspecified addresses
+// left out (as pilot-agent leaves them out).
+func instanceIPs(chosen netip.Addr, prev any, host []netip.Addr) string {
 	out := []string{chosen.String()}
 	seen := map[string]bool{out[0]: true}
+	add := func(a netip.Addr) {
+		if k := a.Unmap().WithZone("").String(); !seen[k] {
+			seen[k] = true
+			out = append(out, k)
+		}
+	}
 	if s, ok := prev.(string); ok {
 		for _, p := range strings.Split(s, ",") {
-			p = strings.TrimSpace(p)
-			a, err := netip.ParseAddr(p)
-			if err != nil {
-				continue
-			}
-			if k := a.Unmap().String(); !seen[k] {
-				seen[k] = true
-				out = append(out, k)
+			if a, err := netip.ParseAddr(strings.TrimSpace(p)); err == nil {
+				add(a)
 			}
 		}
+	}
+	for _, a := range host {
+		a = a.Unmap()
+		if !a.IsValid() || a.IsLoopback() || a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast() || a.IsUnspecified() {
+			continue
+		}
+		add(a)
 	}
 	return strings.Join(out, ",")
 }
 
 // proxyConfigObject renders the bundle's ProxyConfig, with its readiness probe,
 // as a JSON object (protojson field names, as istiod parses PROXY_CONFIG).
-func proxyConfigObject(b *bundle.Bundle) (map[string]any, error) {
+func proxyConfigObject(b NodeInfo) (map[string]any, error) {
 	if b.ProxyConfig == nil && b.ReadinessProbe == nil {
 		return nil, nil
 	}
@@ -237,11 +305,11 @@ func proxyConfigObject(b *bundle.Bundle) (map[string]any, error) {
 	}
 	raw, err := protojson.Marshal(pc)
 	if err != nil {
-		return nil, fmt.Errorf("xds: node: ProxyConfig from %s cannot be encoded: %w", bundle.FileMeshYAML, err)
+		return nil, fmt.Errorf("xds: node: ProxyConfig from %s cannot be encoded: %w", fileMeshYAML, err)
 	}
 	var obj map[string]any
 	if err := json.Unmarshal(raw, &obj); err != nil {
-		return nil, fmt.Errorf("xds: node: ProxyConfig from %s cannot be encoded: %w", bundle.FileMeshYAML, err)
+		return nil, fmt.Errorf("xds: node: ProxyConfig from %s cannot be encoded: %w", fileMeshYAML, err)
 	}
 	return obj, nil
 }

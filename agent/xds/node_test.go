@@ -13,14 +13,13 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
 	networkingv1alpha3 "istio.io/api/networking/v1alpha3"
-
-	"github.com/onramp-mesh/onramp/installer/bundle"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
 
-// testBundle is what bundle.Load makes of a typical istioctl bundle.
-func testBundle() *bundle.Bundle {
+// testInfo is what the daemon makes of a typical istioctl bundle on a host
+// with a second interface, a docker bridge, and loopback and link-local addresses.
+func testInfo() *NodeInfo {
 	probe := &networkingv1alpha3.ReadinessProbe{
 		PeriodSeconds:    5,
 		FailureThreshold: 2,
@@ -28,20 +27,18 @@ func testBundle() *bundle.Bundle {
 			Path: "/ready", Port: 8080,
 		}},
 	}
-	return &bundle.Bundle{
-		Dir:               "/etc/onramp/bundle",
-		DiscoveryAddress:  "istiod.istio-system.svc:15012",
+	return &NodeInfo{
 		Namespace:         "shop",
 		ServiceAccount:    "cart-sa",
-		TrustDomain:       "cluster.local",
 		ClusterID:         "east",
 		Network:           "vm-net",
 		MeshID:            "mesh1",
 		WorkloadName:      "cart",
 		Labels:            map[string]string{"app": "cart", "version": "v2"},
 		AutoRegisterGroup: "cart",
-		DNSCapture:        true,
 		IP:                netip.MustParseAddr("10.0.3.7"),
+		HostIPs: []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("10.0.3.7"), netip.MustParseAddr("192.168.5.5"),
+			netip.MustParseAddr("fe80::1%eth0"), netip.MustParseAddr("::1"), netip.MustParseAddr("::ffff:172.17.0.1"), netip.MustParseAddr("fd00::7")},
 		ProxyConfig: &meshv1alpha1.ProxyConfig{
 			DiscoveryAddress: "istiod.istio-system.svc:15012",
 			ProxyMetadata:    map[string]string{"ISTIO_META_DNS_CAPTURE": "true", "ISTIO_META_FROM_MESH": "m", "ISTIO_META_CUSTOM_FLAG": "overridden"},
@@ -78,8 +75,8 @@ func testBundle() *bundle.Bundle {
 	}
 }
 
-func TestNodeFromBundleGolden(t *testing.T) {
-	node, err := NodeFromBundle(testBundle(), "1.26.2")
+func TestNodeGolden(t *testing.T) {
+	node, err := Node(*testInfo())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +114,7 @@ func TestNodeFromBundleGolden(t *testing.T) {
 
 // The shapes istiod's NodeMetadata parser insists on.
 func TestNodeMetadataTypes(t *testing.T) {
-	node, err := NodeFromBundle(testBundle(), "1.26.2")
+	node, err := Node(*testInfo())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,8 +131,8 @@ func TestNodeMetadataTypes(t *testing.T) {
 	if got := f["EXTRA_BOOL"].GetStringValue(); got != "true" {
 		t.Errorf("EXTRA_BOOL = %v, want the string \"true\"", f["EXTRA_BOOL"])
 	}
-	if got := f[MetaInstanceIPs].GetStringValue(); got != "10.0.3.7,fd00::7" {
-		t.Errorf("INSTANCE_IPS = %q, want chosen IP first, deduplicated", got)
+	if got := f[MetaInstanceIPs].GetStringValue(); got != "10.0.3.7,fd00::7,192.168.5.5,172.17.0.1" {
+		t.Errorf("INSTANCE_IPS = %q, want the chosen IP first, then the host's addresses but loopback and link-local, deduplicated", got)
 	}
 	if f[MetaLabels].GetStructValue().GetFields()["version"].GetStringValue() != "v2" {
 		t.Errorf("LABELS = %v, want a map with version=v2", f[MetaLabels])
@@ -146,10 +143,10 @@ func TestNodeMetadataTypes(t *testing.T) {
 	}
 }
 
-func TestNodeProbeFromBundleWhenProxyConfigLacksIt(t *testing.T) {
-	b := testBundle()
+func TestNodeProbeWhenProxyConfigLacksIt(t *testing.T) {
+	b := testInfo()
 	b.ProxyConfig = &meshv1alpha1.ProxyConfig{DiscoveryAddress: "x:1"}
-	node, err := NodeFromBundle(b, "")
+	node, err := Node(*b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,11 +154,11 @@ func TestNodeProbeFromBundleWhenProxyConfigLacksIt(t *testing.T) {
 	if f[MetaProxyConfig].GetStructValue().GetFields()["readinessProbe"] == nil {
 		t.Errorf("PROXY_CONFIG lacks readinessProbe: %v", f[MetaProxyConfig])
 	}
-	if _, ok := f[MetaIstioVersion]; ok {
-		t.Errorf("ISTIO_VERSION sent although empty")
+	if got := f[MetaIstioVersion].GetStringValue(); got != DefaultIstioVersion || node.GetUserAgentVersion() != DefaultIstioVersion {
+		t.Errorf("ISTIO_VERSION = %q, user agent %q; want the default %s when the bundle names none", got, node.GetUserAgentVersion(), DefaultIstioVersion)
 	}
 	if b.ProxyConfig.ReadinessProbe != nil {
-		t.Errorf("NodeFromBundle modified the bundle's ProxyConfig")
+		t.Errorf("Node modified the bundle's ProxyConfig")
 	}
 }
 
@@ -169,9 +166,9 @@ func TestNodeNameFallsBackToHostname(t *testing.T) {
 	old := hostname
 	t.Cleanup(func() { hostname = old })
 	hostname = func() (string, error) { return "vm-17.example.internal", nil }
-	b := testBundle()
+	b := testInfo()
 	delete(b.Env, "POD_NAME")
-	node, err := NodeFromBundle(b, "1.26.2")
+	node, err := Node(*b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +176,7 @@ func TestNodeNameFallsBackToHostname(t *testing.T) {
 		t.Errorf("node id = %q, want %q", node.GetId(), want)
 	}
 	hostname = func() (string, error) { return "", os.ErrNotExist }
-	node, err = NodeFromBundle(b, "1.26.2")
+	node, err = Node(*b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,27 +185,67 @@ func TestNodeNameFallsBackToHostname(t *testing.T) {
 	}
 }
 
-func TestNodeFromBundleErrors(t *testing.T) {
+func TestNodeErrors(t *testing.T) {
 	for name, tc := range map[string]struct {
-		edit func(b *bundle.Bundle)
+		edit func(b *NodeInfo)
 		want string
 	}{
-		"no ip":        {func(b *bundle.Bundle) { b.IP = netip.Addr{} }, "ISTIO_SVC_IP"},
-		"no namespace": {func(b *bundle.Bundle) { b.Namespace = "" }, "POD_NAMESPACE"},
-		"tilde":        {func(b *bundle.Bundle) { b.Env["POD_NAME"] = "a~b" }, "'~'"},
-		"bad json":     {func(b *bundle.Bundle) { b.Env["ISTIO_METAJSON_X"] = "{" }, "ISTIO_METAJSON_X"},
-		"labels array": {func(b *bundle.Bundle) { b.Labels = nil; b.Env["ISTIO_METAJSON_LABELS"] = "[1]" }, "LABELS"},
+		"no ip":        {func(b *NodeInfo) { b.IP = netip.Addr{} }, "ISTIO_SVC_IP"},
+		"no namespace": {func(b *NodeInfo) { b.Namespace = "" }, "POD_NAMESPACE"},
+		"tilde":        {func(b *NodeInfo) { b.Env["POD_NAME"] = "a~b" }, "'~'"},
+		"bad json":     {func(b *NodeInfo) { b.Env["ISTIO_METAJSON_X"] = "{" }, "ISTIO_METAJSON_X"},
+		"labels array": {func(b *NodeInfo) { b.Labels = nil; b.Env["ISTIO_METAJSON_LABELS"] = "[1]" }, "LABELS"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			b := testBundle()
+			b := testInfo()
 			tc.edit(b)
-			_, err := NodeFromBundle(b, "1.26.2")
+			_, err := Node(*b)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want one mentioning %q", err, tc.want)
 			}
 		})
 	}
-	if _, err := NodeFromBundle(nil, ""); err == nil {
-		t.Fatal("nil bundle accepted")
+}
+
+// TestNodeIstioVersion: the bundle's ISTIO_META_ISTIO_VERSION (cluster.env
+// or mesh.yaml proxyMetadata) wins over the build's default.
+func TestNodeIstioVersion(t *testing.T) {
+	b := testInfo()
+	b.ProxyConfig.ProxyMetadata["ISTIO_META_ISTIO_VERSION"] = "1.27.3"
+	node, err := Node(*b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := node.GetMetadata().GetFields()[MetaIstioVersion].GetStringValue(); got != "1.27.3" || node.GetUserAgentVersion() != "1.27.3" {
+		t.Errorf("ISTIO_VERSION = %q, user agent %q; want mesh.yaml's 1.27.3", got, node.GetUserAgentVersion())
+	}
+	b.Env["ISTIO_META_ISTIO_VERSION"] = "1.28.1"
+	b.Meta["ISTIO_VERSION"] = "1.28.1"
+	if node, _ = Node(*b); node.GetMetadata().GetFields()[MetaIstioVersion].GetStringValue() != "1.28.1" {
+		t.Errorf("cluster.env's ISTIO_VERSION does not win over mesh.yaml's")
+	}
+}
+
+// TestNodeRefusesDiscoveredLoopback: a control plane reached over loopback
+// would register the VM as <group>-127.0.0.1; that needs ISTIO_SVC_IP.
+func TestNodeRefusesDiscoveredLoopback(t *testing.T) {
+	b := testInfo()
+	b.IP, b.IPReason = netip.MustParseAddr("127.0.0.1"), "no routable interface address; using loopback"
+	_, err := Node(*b)
+	if err == nil || !strings.Contains(err.Error(), "loopback address 127.0.0.1") || !strings.Contains(err.Error(), "Set ISTIO_SVC_IP in cluster.env") ||
+		!strings.Contains(err.Error(), "no routable interface address") {
+		t.Fatalf("err = %v, want the loopback refused with what to set", err)
+	}
+	b.IP = netip.MustParseAddr("::1")
+	if _, err := Node(*b); err == nil {
+		t.Fatal("::1 accepted")
+	}
+	b.IP, b.IPExplicit = netip.MustParseAddr("127.0.0.1"), true
+	node, err := Node(*b)
+	if err != nil {
+		t.Fatalf("an explicit loopback IP: %v", err)
+	}
+	if ips := node.GetMetadata().GetFields()[MetaInstanceIPs].GetStringValue(); !strings.HasPrefix(ips, "127.0.0.1,") {
+		t.Errorf("INSTANCE_IPS = %q, want the explicit IP first", ips)
 	}
 }

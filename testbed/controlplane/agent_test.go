@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/onramp-mesh/onramp/agent/daemon"
 	"github.com/onramp-mesh/onramp/agent/identity"
 	"github.com/onramp-mesh/onramp/agent/xds"
 	"github.com/onramp-mesh/onramp/agent/xds/ndspb"
@@ -57,7 +58,7 @@ func TestAgentLibraries(t *testing.T) {
 		t.Fatalf("identity %q", got)
 	}
 
-	node, err := xds.NodeFromBundle(b, "1.28.0")
+	node, err := xds.Node(daemon.NodeInfo(b, nil))
 	if err != nil {
 		t.Fatal(err)
 	}

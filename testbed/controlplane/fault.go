@@ -15,7 +15,8 @@ const (
 	// FaultWrongType sends a resource of another type under the NDS type URL.
 	FaultWrongType NDSFault = "wrongtype"
 	// FaultInvalid sends a NameTable that decodes but holds an entry whose
-	// address is not an IP.
+	// address is not an IP ("broken.fault.test": "not-an-ip"). An agent
+	// that behaves as Istio's applies the table without that entry.
 	FaultInvalid NDSFault = "invalid"
 )
 

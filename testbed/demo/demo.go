@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -98,7 +99,7 @@ func Run(ctx context.Context, o Options) error {
 
 	// The site's own DNS server, on the control-plane host: what the VM's
 	// resolv.conf names, and where non-mesh names go.
-	site, err := startSiteDNS(cpNS)
+	site, err := StartSiteDNS(cpNS, ControlPlaneIP)
 	if err != nil {
 		return err
 	}
@@ -129,8 +130,11 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 
-	step("starting the agent on the VM: onramp run --bundle %s", "bundle/")
-	agent, err := harness.StartAgent(o.Bin, vmNS, "127.0.0.1:15053", "127.0.0.1:15020", filepath.Join(work, "vm-state"), echo, "--bundle", bundleDir)
+	// The seeds' answers (istio.io -> 240.240.0.1) need a proxy on the VM
+	// that carries traffic to auto-allocated VIPs: dataPlane proxy.
+	step("starting the agent on the VM: onramp run --bundle %s --data-plane proxy (a proxy on the VM carries the VIPs)", "bundle/")
+	vmState := filepath.Join(work, "vm-state")
+	agent, err := harness.StartAgent(o.Bin, vmNS, "127.0.0.1:15053", "127.0.0.1:15020", vmState, echo, "--bundle", bundleDir, "--data-plane", "proxy")
 	if err != nil {
 		return err
 	}
@@ -140,10 +144,59 @@ func Run(ctx context.Context, o Options) error {
 	}
 
 	step("resolving the seed scenarios through the agent (dig @127.0.0.1 -p 15053 on the VM)")
+	failed := runScenarios(ctx, o.Out, vmNS, Scenarios())
+
+	step("the WorkloadEntry the control plane auto-registered for the VM, with the health the agent reported")
+	if err := printEntries(ctx, o.Out, cpNS, cp.DebugAddr()); err != nil {
+		return err
+	}
+	step("onramp status on the VM")
+	st, _ := vmNS.Command(ctx, o.Bin.Onramp, "status").CombinedOutput()
+	o.Out.Write(st)
+
+	// The same VM without a proxy: a VIP would lead nowhere, so names the
+	// mesh knows only by VIPs go to the site's DNS as if the mesh did not
+	// know them; names with real addresses still come from the mesh.
+	agent.Stop()
+	step("restarting the agent on the same VM without a data-plane proxy: onramp run --bundle %s --data-plane none", "bundle/")
+	agent, err = harness.StartAgent(o.Bin, vmNS, "127.0.0.1:15053", "127.0.0.1:15020", vmState, echo, "--bundle", bundleDir, "--data-plane", "none")
+	if err != nil {
+		return err
+	}
+	defer agent.Stop()
+	if err := agent.WaitReady(ctx, 30*time.Second); err != nil {
+		return err
+	}
+	before := site.Queries("istio.io")
+	step("resolving without a proxy: VIP-only names answer the site's address")
+	failed += runScenarios(ctx, o.Out, vmNS, NoProxyScenarios())
+	if n := site.Queries("istio.io") - before; n < 1 {
+		fmt.Fprintf(o.Out, "FAIL: the site's DNS saw %d queries for istio.io, want at least 1\n", n)
+		failed++
+	} else {
+		fmt.Fprintf(o.Out, "the site's DNS answered istio.io %d time(s); onramp cached the answer as usual\n", n)
+	}
+	step("onramp status on the VM (data plane none): the withheld names and their lookups")
+	st, _ = vmNS.Command(ctx, o.Bin.Onramp, "status").CombinedOutput()
+	o.Out.Write(st)
+
+	step("tearing down")
+	agent.Stop()
+	cp.Stop()
+	if failed > 0 {
+		return fmt.Errorf("demo: %d scenario(s) failed", failed)
+	}
+	fmt.Fprintln(o.Out, "==> all scenarios passed")
+	return nil
+}
+
+// runScenarios resolves each scenario on the VM, prints a table of the
+// answers and returns how many failed.
+func runScenarios(ctx context.Context, out io.Writer, vmNS *netns.NS, scenarios []Scenario) int {
 	failed := 0
-	tw := tabwriter.NewWriter(o.Out, 0, 0, 2, ' ', 0)
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tTYPE\tANSWER\tSOURCE\tRESULT\tSTORY")
-	for _, s := range Scenarios() {
+	for _, s := range scenarios {
 		r, err := Dig(ctx, vmNS, "127.0.0.1", "15053", s.Name, s.Type)
 		problem := ""
 		if err != nil {
@@ -169,23 +222,7 @@ func Run(ctx context.Context, o Options) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.Type, answer, s.Source, result, s.Story)
 	}
 	tw.Flush()
-
-	step("the WorkloadEntry the control plane auto-registered for the VM, with the health the agent reported")
-	if err := printEntries(ctx, o.Out, cpNS, cp.DebugAddr()); err != nil {
-		return err
-	}
-	step("onramp status on the VM")
-	st, _ := vmNS.Command(ctx, o.Bin.Onramp, "status").CombinedOutput()
-	o.Out.Write(st)
-
-	step("tearing down")
-	agent.Stop()
-	cp.Stop()
-	if failed > 0 {
-		return fmt.Errorf("demo: %d scenario(s) failed", failed)
-	}
-	fmt.Fprintln(o.Out, "==> all scenarios passed")
-	return nil
+	return failed
 }
 
 // printEntries prints the control plane's WorkloadEntries once the VM's
@@ -211,30 +248,60 @@ func printEntries(ctx context.Context, w io.Writer, ns *netns.NS, debugAddr stri
 	return nil
 }
 
-// startSiteDNS serves the site's zone (example.org) on port 53 of the
-// control-plane host; every other name is NXDOMAIN.
-func startSiteDNS(ns *netns.NS) (*dns.Server, error) {
-	pc, err := ns.ListenPacket("udp", net.JoinHostPort(ControlPlaneIP.String(), "53"))
+// SiteDNS is the site's own DNS server, on port 53 of the control-plane
+// host: it answers www.example.org and istio.io with their real (public)
+// addresses, every other name NXDOMAIN, and counts the queries per name.
+type SiteDNS struct {
+	srv *dns.Server
+	mu  sync.Mutex
+	n   map[string]int
+}
+
+// Site addresses, as the world outside the mesh knows them.
+const (
+	SiteWWW     = "192.0.2.80" // www.example.org
+	SiteIstioIO = "192.0.2.31" // istio.io: the mesh has it only as an auto-allocated VIP
+)
+
+// StartSiteDNS serves the site's zone on ip:53 inside ns.
+func StartSiteDNS(ns *netns.NS, ip netip.Addr) (*SiteDNS, error) {
+	pc, err := ns.ListenPacket("udp", net.JoinHostPort(ip.String(), "53"))
 	if err != nil {
 		return nil, err
 	}
+	s := &SiteDNS{n: map[string]int{}}
+	answers := map[string]string{"www.example.org.": SiteWWW, "istio.io.": SiteIstioIO}
 	mux := dns.NewServeMux()
 	mux.HandleFunc(".", func(w dns.ResponseWriter, q *dns.Msg) {
 		m := new(dns.Msg)
 		m.SetReply(q)
 		name := strings.ToLower(q.Question[0].Name)
-		if name == "www.example.org." && q.Question[0].Qtype == dns.TypeA {
-			rr, _ := dns.NewRR("www.example.org. 300 IN A 192.0.2.80")
-			m.Answer = append(m.Answer, rr)
-		} else if name != "www.example.org." {
+		s.mu.Lock()
+		s.n[name]++
+		s.mu.Unlock()
+		if ip, ok := answers[name]; !ok {
 			m.Rcode = dns.RcodeNameError
+		} else if q.Question[0].Qtype == dns.TypeA {
+			rr, _ := dns.NewRR(name + " 300 IN A " + ip)
+			m.Answer = append(m.Answer, rr)
 		}
 		w.WriteMsg(m)
 	})
-	srv := &dns.Server{PacketConn: pc, Handler: mux}
+	s.srv = &dns.Server{PacketConn: pc, Handler: mux}
 	started := make(chan struct{})
-	srv.NotifyStartedFunc = func() { close(started) }
-	go srv.ActivateAndServe()
+	s.srv.NotifyStartedFunc = func() { close(started) }
+	go s.srv.ActivateAndServe()
 	<-started
-	return srv, nil
+	return s, nil
 }
+
+// Queries returns how many queries for name (any type, any case, trailing
+// dot optional) the site's server has answered.
+func (s *SiteDNS) Queries(name string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.n[dns.Fqdn(strings.ToLower(name))]
+}
+
+// Shutdown stops the server.
+func (s *SiteDNS) Shutdown() { s.srv.Shutdown() }

@@ -34,7 +34,8 @@ func TestDemo(t *testing.T) {
 	if err := Run(ctx, Options{Bin: bin, Out: &out}); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
-	for _, want := range []string{"all scenarios passed", `"type": "Healthy"`, "vm-group-10.250.0.2", "spiffe://cluster.local/ns/vm/sa/vm-sa"} {
+	for _, want := range []string{"all scenarios passed", `"type": "Healthy"`, "vm-group-10.250.0.2", "spiffe://cluster.local/ns/vm/sa/vm-sa",
+		"data plane:      proxy", "data plane:      none", "A " + SiteIstioIO, "withheld:        istio.io. (only auto-allocated VIPs 240.240."} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out.String())
 		}

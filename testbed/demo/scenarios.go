@@ -60,7 +60,7 @@ func Scenarios() []Scenario {
 				return ""
 			}},
 		{Story: "a name outside the mesh goes to the site's DNS", Name: "www.example.org", Type: "A", Source: "upstream",
-			Check: wantA("192.0.2.80")},
+			Check: wantA(SiteWWW)},
 		{Story: "an unknown name stays unknown", Name: "nowhere.example.org", Type: "A", Source: "upstream",
 			Check: func(r DigResult) string {
 				if r.Status != "NXDOMAIN" {
@@ -102,5 +102,22 @@ func wantVIP(keep *string) func(DigResult) string {
 			*keep = ip.String()
 		}
 		return ""
+	}
+}
+
+// NoProxyScenarios are what the same VM resolves with dataPlane none: a
+// name the mesh knows only by an auto-allocated VIP is forwarded to the
+// site's DNS (no proxy on the VM could carry the VIP), while names with
+// real addresses are answered from the mesh as before.
+func NoProxyScenarios() []Scenario {
+	return []Scenario{
+		{Story: "without a proxy, istio.io (VIP only in the mesh) gets the site's answer", Name: "istio.io", Type: "A", Source: "upstream",
+			Check: wantA(SiteIstioIO)},
+		{Story: "asked again: the same answer, from onramp's cache", Name: "istio.io", Type: "A", Source: "upstream",
+			Check: wantA(SiteIstioIO)},
+		{Story: "a ServiceEntry with its own address is still answered from the mesh", Name: "my-fruits.internal", Type: "A", Source: "mesh",
+			Check: wantA(myFruitsIP)},
+		{Story: "a Kubernetes service (ClusterIP) is still answered from the mesh", Name: "productpage.ns1.svc.cluster.local", Type: "A", Source: "mesh",
+			Check: wantA(productpageIP)},
 	}
 }

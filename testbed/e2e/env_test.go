@@ -147,10 +147,11 @@ func (e *env) bundle(o harness.BundleOptions) string {
 	return dir
 }
 
-// agent starts `onramp run --bundle DIR` on the VM with its state in state.
-func (e *env) agent(bundleDir, state string) *harness.Agent {
+// agent starts `onramp run --bundle DIR [extra...]` on the VM with its state in state.
+func (e *env) agent(bundleDir, state string, extra ...string) *harness.Agent {
 	e.t.Helper()
-	a, err := harness.StartAgent(bin, e.vmNS, "127.0.0.1:15053", "127.0.0.1:15020", state, nil, "--bundle", bundleDir, "--log-level", "debug")
+	args := append([]string{"--bundle", bundleDir, "--log-level", "debug"}, extra...)
+	a, err := harness.StartAgent(bin, e.vmNS, "127.0.0.1:15053", "127.0.0.1:15020", state, nil, args...)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -175,28 +175,3 @@ func TestMalformedNameTableIsNACKedAndOldTableKept(t *testing.T) {
 		return ""
 	})
 }
-
-func TestInvalidNameTableIsNACKedWithTheReason(t *testing.T) {
-	e := newEnv(t, 10*time.Second)
-	a := e.agent(e.bundle(harness.BundleOptions{}), filepath.Join(e.work, "vm-state"))
-	if err := a.WaitReady(e.ctx, 30*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	before := e.status(a)
-	e.post("/debug/fault?nds=invalid")
-	e.post("/debug/push")
-	e.eventually(5*time.Second, "NACK naming the bad entry", func() string {
-		rep := e.status(a)
-		if rep.ControlPlane.Rejected > 0 && strings.Contains(rep.ControlPlane.LastRejection, "broken.fault.test") && strings.Contains(rep.ControlPlane.LastRejection, "not-an-ip") {
-			return ""
-		}
-		return fmt.Sprintf("%+v", rep.ControlPlane)
-	})
-	if rep := e.status(a); rep.NameTable.Version != before.NameTable.Version {
-		t.Errorf("table changed after a NACK: %+v -> %+v", before.NameTable, rep.NameTable)
-	}
-	if r := e.dig("productpage.ns1.svc.cluster.local", "A"); len(r.Answers) != 1 || r.Answers[0] != "A 10.96.0.12" {
-		t.Errorf("old table no longer served: %+v", r)
-	}
-	t.Logf("rejected: %s", e.status(a).ControlPlane.LastRejection)
-}

@@ -27,7 +27,7 @@ type service struct {
 	endpoints       []endpoint
 
 	// ServiceEntry
-	addresses      []netip.Addr // explicit single addresses
+	addresses      []string     // explicit single addresses, as written
 	autoAllocate   bool         // eligible for a VIP
 	vips           []netip.Addr // auto-allocated
 	resolutionNone bool
@@ -146,16 +146,18 @@ func build(objs *objects, opts Options) *snapshot {
 // serviceEntryServices returns one service per host of a ServiceEntry.
 func serviceEntryServices(o *serviceEntryObj) []*service {
 	se := o.spec
-	var addrs []netip.Addr
+	// Addresses as istiod keeps them: an IP exactly as written (an
+	// IPv4-mapped or zoned form included: Istio's validation accepts both),
+	// a CIDR of one address as that address. Wider CIDRs name no host and
+	// stay out of the name table, as istiod leaves them out.
+	var addrs []string
 	for _, a := range se.Addresses {
-		if ip, err := netip.ParseAddr(a); err == nil {
-			addrs = append(addrs, ip.Unmap())
+		if _, err := netip.ParseAddr(a); err == nil {
+			addrs = append(addrs, a)
 			continue
 		}
-		// A CIDR covering one address is that address; wider CIDRs cannot
-		// be answered in DNS and are left out, as istiod does.
 		if p, err := netip.ParsePrefix(a); err == nil && p.IsSingleIP() {
-			addrs = append(addrs, p.Addr().Unmap())
+			addrs = append(addrs, p.Addr().String())
 		}
 	}
 	none := se.Resolution == networkingv1alpha3.ServiceEntry_NONE

@@ -82,7 +82,14 @@ func (s *Store) NameTable(p Proxy) *ndspb.NameTable {
 		case svc.registry == ndspb.RegistryKubernetes:
 			ips = family(svc.ipsFor(p.ClusterID))
 		case len(svc.addresses) > 0:
-			ips = family(svc.addresses)
+			// A ServiceEntry's own addresses go to every proxy whatever its
+			// IP family, as istiod sends them (they are the entry's
+			// DefaultAddress, which istiod does not filter by family).
+			for _, a := range svc.addresses {
+				if !slices.Contains(ips, a) {
+					ips = append(ips, a)
+				}
+			}
 		case svc.wildcard:
 			// Wildcard hosts only with explicit addresses.
 		case len(svc.vips) > 0 && p.DNSCapture:

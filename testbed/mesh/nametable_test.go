@@ -156,8 +156,10 @@ func TestNameTable(t *testing.T) {
 			want: map[string]info{
 				"productpage.ns1.svc.cluster.local": {ips: []string{"fd00:10:96::a14"}, registry: k8s, shortname: "productpage"},
 				"istio.io":                          {ips: []string{"2001:2::x"}, registry: ext},
+				// A ServiceEntry's own addresses are not filtered by family (istiod's DefaultAddress).
+				"my-fruits.internal": {ips: []string{"10.103.1.1"}, registry: ext, namespace: "ns1"},
 			},
-			absent: []string{"reviews.ns1.svc.cluster.local", "my-fruits.internal"},
+			absent: []string{"reviews.ns1.svc.cluster.local"},
 		},
 		{
 			name:  "demo: headless service lists ready endpoints and per-pod names",

@@ -66,6 +66,11 @@ type Opts struct {
 	// ResolvConf is that file's content (default: a nameserver line for each
 	// of DNS, or for PeerAddr when DNS is empty).
 	ResolvConf string
+	// Capabilities are kept for the machine on top of nspawn's default set
+	// (--capability=), e.g. CAP_NET_ADMIN for services that configure the
+	// network: with a network namespace given by path, nspawn does not keep
+	// it, and services in the machine cannot get it.
+	Capabilities []string
 	// Timeout bounds the boot (default 60s).
 	Timeout time.Duration
 }
@@ -261,6 +266,9 @@ func (m *Machine) start(ctx context.Context) error {
 	args := []string{"--boot", "--register=no", "--keep-unit", "--machine=" + o.Name,
 		"--network-namespace-path=/run/netns/" + m.NS.Name,
 		"--resolv-conf=off", "--timezone=off", "--link-journal=no"}
+	if len(o.Capabilities) > 0 {
+		args = append(args, "--capability="+strings.Join(o.Capabilities, ","))
+	}
 	if m.merged != "" {
 		args = append(args, "-D", m.merged)
 	} else {

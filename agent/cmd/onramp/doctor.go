@@ -49,6 +49,7 @@ warnings).`,
 		o.Agent = doctor.HTTPStatus{Address: addr}
 		o.Resolve = doctor.GetentResolver("getent", "ahosts")
 		o.Exchange = doctor.DNSExchange
+		o.Inspect = doctor.HostInspector
 		o.Now = time.Now
 		if b, err := os.ReadFile("/etc/resolv.conf"); err == nil {
 			o.ResolvConf = string(b)

@@ -93,6 +93,7 @@ WorkloadEntry, and serves the mesh's names from a local caching DNS proxy.`,
 			newLookupCmd(),
 			newNameTableCmd(),
 			newDoctorCmd(),
+			newRedirectCmd(),
 		}},
 		{"other", "Other commands:", []*cobra.Command{
 			newVersionCmd(),

@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/onramp-mesh/onramp/agent/daemon"
+	"github.com/onramp-mesh/onramp/agent/xds"
 )
 
 // version and commit are set at build time:
@@ -24,7 +24,7 @@ type versionInfo struct {
 	Commit       string `json:"commit,omitempty"`
 	GoVersion    string `json:"goVersion"`
 	Platform     string `json:"platform"`
-	IstioVersion string `json:"istioVersion"` // the ISTIO_VERSION sent to istiod in the node metadata
+	IstioVersion string `json:"istioVersion"` // the ISTIO_VERSION sent to istiod when the bundle names none
 }
 
 func currentVersion() versionInfo {
@@ -33,7 +33,7 @@ func currentVersion() versionInfo {
 		Commit:       commit,
 		GoVersion:    runtime.Version(),
 		Platform:     runtime.GOOS + "/" + runtime.GOARCH,
-		IstioVersion: daemon.IstioVersion,
+		IstioVersion: xds.DefaultIstioVersion,
 	}
 }
 
@@ -53,7 +53,7 @@ func (v versionInfo) writeText(w io.Writer) {
 		fmt.Fprintf(w, "commit:        %s\n", v.Commit)
 	}
 	fmt.Fprintf(w, "go:            %s %s\n", v.GoVersion, v.Platform)
-	fmt.Fprintf(w, "istio version: %s (reported to istiod)\n", v.IstioVersion)
+	fmt.Fprintf(w, "istio version: %s (reported to istiod unless the bundle sets ISTIO_META_ISTIO_VERSION)\n", v.IstioVersion)
 }
 
 func newVersionCmd() *cobra.Command {
