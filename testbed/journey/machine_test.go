@@ -95,6 +95,9 @@ func newVM(t *testing.T, suite string, o nspawn.Opts, extra ...string) *vm {
 	t.Cleanup(cancel)
 	o.Binds = append(o.Binds, nspawn.Bind{Src: built.Dir, Dst: "/dist"})
 	o.DNS = []netip.Addr{netip.MustParseAddr("10.213.0.1")}
+	// The redirect (resolved over D-Bus, or nftables) needs CAP_NET_ADMIN in
+	// the machine, as on a VM.
+	o.Capabilities = append(o.Capabilities, "CAP_NET_ADMIN")
 	m := nspawn.ForTest(t, suite, o, extra...)
 	v := &vm{t: t, ctx: ctx, m: m}
 
