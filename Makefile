@@ -11,8 +11,9 @@ export GOFLAGS := -buildvcs=false
 # systemd), without local paths, and stripped.
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 STATIC_BUILD := CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)"
-# The architectures `make deb rpm` packages.
+# The architectures `make deb rpm` packages, and where they go.
 PKG_ARCHES ?= amd64 arm64
+DIST ?= dist
 
 .PHONY: all build test bench proto demo deps clean deb rpm docs lint-packages
 
@@ -64,17 +65,16 @@ docs: build
 
 # deb, rpm: the packages for each of PKG_ARCHES, into dist/ (nfpm pinned in go.mod; packaging/nfpm.yaml).
 deb rpm: docs
-	mkdir -p dist
+	mkdir -p $(DIST)
 	@set -e; for a in $(PKG_ARCHES); do \
 		CGO_ENABLED=0 GOOS=linux GOARCH=$$a $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/pkg/onramp ./agent/cmd/onramp; \
-		packaging/nfpm-config.sh $(BIN)/pkg/onramp $(BIN)/docs > $(BIN)/pkg/nfpm.yaml; \
-		VERSION=$(VERSION) ARCH=$$a $(GO) tool nfpm package --config $(BIN)/pkg/nfpm.yaml --packager $@ --target dist/; \
+		VERSION=$(VERSION) ARCH=$$a $(GO) tool nfpm package --config packaging/nfpm.yaml --packager $@ --target $(DIST)/; \
 	done
 
-# lint-packages: lintian on the .debs (0 errors; overrides and accepted warnings are explained in
-# packaging/README.md). rpmlint runs inside a throwaway container in the journey suite (it unpacks into /).
+# lint-packages: lintian on the .debs (0 errors, 0 warnings; each override has its reason in
+# packaging/lintian-overrides). rpmlint runs inside an nspawn machine in testbed/packaging (it unpacks into /).
 lint-packages: deb
-	lintian --fail-on error --info dist/onramp_$(VERSION)-1_*.deb
+	lintian --fail-on error --info $(DIST)/onramp_$(VERSION)-1_*.deb
 
 clean:
 	rm -rf $(BIN) dist

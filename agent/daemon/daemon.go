@@ -40,23 +40,20 @@ import (
 )
 
 // NewLogger builds the process logger from the log configuration.
+// Under systemd, with stderr connected to the journal, lines go to the
+// journal with their keys as fields (journal.go).
 func NewLogger(c config.Log) hclog.Logger {
-	if l := journalLogger(c); l != nil { // under systemd: native journal entries with fields
-		return l
-	}
+	out, viaJournal := logOutput()
 	return hclog.New(&hclog.LoggerOptions{
 		Name:       "onramp",
 		Level:      hclog.LevelFromString(c.Level),
-		JSONFormat: c.JSON,
-		Output:     os.Stderr,
+		JSONFormat: c.JSON || viaJournal,
+		Output:     out,
 	})
 }
 
 // Run runs the agent until ctx ends, or until a component fails.
 func Run(ctx context.Context, cfg config.Config, version string) error {
-	if err := checkConfigured(cfg); err != nil {
-		return err
-	}
 	return run(ctx, cfg, version, hostEnv{activated: activatedSockets})
 }
 
@@ -96,6 +93,9 @@ type agent struct {
 // assemble constructs every component and opens every socket, starting
 // nothing. On error it closes what it opened.
 func assemble(cfg config.Config, version string, env hostEnv, log hclog.Logger) (_ *agent, err error) {
+	if err := checkConfigured(cfg); err != nil {
+		return nil, err
+	}
 	a := &agent{cfg: cfg, version: version, log: log}
 	defer func() {
 		if err != nil {
@@ -105,7 +105,7 @@ func assemble(cfg config.Config, version string, env hostEnv, log hclog.Logger) 
 
 	if cfg.Bundle != "" {
 		if a.bundle, err = bundle.Load(cfg.Bundle); err != nil {
-			return nil, err
+			return nil, bundleHint(err)
 		}
 	}
 	followSearch, followUpstreams := len(cfg.DNS.SearchDomains) == 0, len(cfg.DNS.Upstreams) == 0
@@ -205,7 +205,6 @@ func (a *agent) services() []service {
 	// Under systemd (Type=notify, WatchdogSec=) the agent says when it is
 	// ready and keeps pinging the watchdog; elsewhere both do nothing.
 	s = append(s, service{"watchdog", func(ctx context.Context) error { return health.RunWatchdog(ctx, nil, a.log) }, false})
-	s = append(s, service{"sd-status", a.runStatusLine, false})
 	return s
 }
 
@@ -231,10 +230,25 @@ func (a *agent) serveWith(ctx context.Context, services []service) error {
 		})
 	}
 	health.Notify(health.NotifyReady)
-	a.log.Info("onramp is running", "dns", strings.Join(a.dns.Addrs(), ","), "status", a.cfg.Status.Listen, "mode", a.mode())
+	// STATUS= (systemctl status onramp): one line, again with every table.
+	unsubscribe := a.tables.OnInstall(func(ix *nametable.Index) { health.NotifyStatus(a.statusLine(ix)) })
+	defer unsubscribe()
+	if a.tables.Index() == nil {
+		health.NotifyStatus(a.statusLine(nil))
+	}
+	a.log.Info("onramp is running", "version", a.version, "dns", strings.Join(a.dns.Addrs(), ","), "status", a.cfg.Status.Listen, "mode", a.mode())
 	<-gctx.Done()
 	health.Notify(health.NotifyStopping)
 	return g.Wait()
+}
+
+// statusLine is the agent's state in one line, for systemd's STATUS=.
+func (a *agent) statusLine(ix *nametable.Index) string {
+	addrs := strings.Join(a.dns.Addrs(), " ")
+	if ix == nil {
+		return "DNS on " + addrs + "; no name table yet, waiting for the control plane"
+	}
+	return fmt.Sprintf("%d mesh names on %s (%s)", ix.Len(), addrs, a.mode())
 }
 
 func (a *agent) mode() string {

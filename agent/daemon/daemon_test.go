@@ -394,6 +394,32 @@ func TestComponentFailureStopsAll(t *testing.T) {
 	}
 }
 
+func TestNotConfigured(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name         string
+		bundle, tbl  string
+		want         bool
+		wantContains string
+	}{
+		{"neither", "", "", true, "neither bundle: nor nameTable:"},
+		{"empty bundle dir", dir, "", true, "no onboarding bundle in " + dir},
+		{"missing bundle dir", filepath.Join(dir, "absent"), "", true, "cluster.env is missing"},
+		{"table", "", filepath.Join(dir, "t.json"), false, ""},
+	} {
+		cfg := config.Default()
+		cfg.Bundle, cfg.NameTable = tc.bundle, tc.tbl
+		err := checkConfigured(cfg)
+		if got := errors.Is(err, ErrNotConfigured); got != tc.want {
+			t.Errorf("%s: errors.Is(%v, ErrNotConfigured) = %v, want %v", tc.name, err, got, tc.want)
+			continue
+		}
+		if tc.want && (!strings.Contains(err.Error(), tc.wantContains) || !strings.Contains(err.Error(), "onramp bootstrap --bundle DIR")) {
+			t.Errorf("%s: %q lacks %q or the bootstrap hint", tc.name, err, tc.wantContains)
+		}
+	}
+}
+
 // bareHost is a host with neither systemd-resolved nor nftables: the agent
 // under test never touches the machine's resolver or ruleset.
 type bareHost struct{}

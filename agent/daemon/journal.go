@@ -1,104 +1,163 @@
 package daemon
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
+	"sort"
 	"strings"
+	"sync"
 
 	"github.com/coreos/go-systemd/v22/journal"
 	"github.com/hashicorp/go-hclog"
-
-	"github.com/onramp-mesh/onramp/agent/config"
 )
 
-// journalLogger returns a logger that sends each entry to the systemd
-// journal as one native entry whose key/value pairs are journal fields
-// (`journalctl -u onramp -o json` shows e.g. "SPIFFE_ID", "ONRAMP_COMPONENT"),
-// or nil when stderr is not the journal (not run by systemd, or redirected).
-func journalLogger(c config.Log) hclog.Logger {
+// logOutput is where the process logger writes: the journal's native
+// protocol when stderr is connected to the journal (systemd sets
+// JOURNAL_STREAM for a service whose stderr is the journal), so that every
+// key/value of a log line is a field of its journal entry
+// (`journalctl -u onramp -o json` shows DNS, MODE, VERSION...), else stderr.
+// The second result says whether the logger must write JSON (the journal
+// writer parses hclog's JSON lines).
+func logOutput() (io.Writer, bool) {
 	if ok, err := journal.StderrIsJournalStream(); err != nil || !ok || !journal.Enabled() {
-		return nil
+		return os.Stderr, false
 	}
-	level := hclog.LevelFromString(c.Level)
-	if level == hclog.NoLevel {
-		level = hclog.Info
-	}
-	l := hclog.NewInterceptLogger(&hclog.LoggerOptions{Name: "onramp", Level: level, Output: io.Discard})
-	l.RegisterSink(&journalSink{level: level, fallback: os.Stderr})
-	return l
+	return &journalWriter{send: journal.Send, fallback: os.Stderr}, true
 }
 
-// journalSink is an hclog sink that writes to the journal.
-type journalSink struct {
-	level    hclog.Level
-	fallback io.Writer // where an entry goes when the journal refuses it
+// journalWriter turns hclog's JSON lines into journal entries:
+//
+//	MESSAGE            "module: message key=value ..." (what journalctl prints)
+//	PRIORITY           from @level (trace and debug 7, info 6, warn 4, error 3)
+//	SYSLOG_IDENTIFIER  onramp
+//	LOGGER             @module (onramp.dns, onramp.xds...)
+//	KEY                every other key, upper-cased, other characters as _
+//
+// A line it cannot parse or send goes to the fallback as it is.
+type journalWriter struct {
+	mu       sync.Mutex
+	send     func(message string, priority journal.Priority, vars map[string]string) error
+	fallback io.Writer
+	partial  []byte
 }
 
-func (s *journalSink) Accept(name string, level hclog.Level, msg string, args ...interface{}) {
-	if level < s.level {
-		return
-	}
-	vars := journalFields(name, args)
-	if err := journal.Send(msg, journalPriority(level), vars); err != nil {
-		fmt.Fprintf(s.fallback, "[%s] %s: %s %v\n", strings.ToUpper(level.String()), name, msg, args)
-	}
-}
-
-// journalFields turns hclog's key/value pairs into journal fields: names
-// upper-cased with every character outside [A-Z0-9_] made '_', and a
-// leading '_' (reserved for journald's trusted fields) dropped.
-func journalFields(name string, args []interface{}) map[string]string {
-	vars := map[string]string{"SYSLOG_IDENTIFIER": "onramp", "ONRAMP_COMPONENT": name}
-	for i := 0; i+1 < len(args); i += 2 {
-		k := journalFieldName(fmt.Sprint(args[i]))
-		if k == "" {
-			continue
+func (w *journalWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.partial = append(w.partial, p...)
+	for {
+		i := bytes.IndexByte(w.partial, '\n')
+		if i < 0 {
+			break
 		}
-		var v string
-		switch x := args[i+1].(type) {
-		case error:
-			v = x.Error()
-		case fmt.Stringer:
-			v = x.String()
-		default:
-			v = fmt.Sprint(x)
+		line := w.partial[:i]
+		if len(bytes.TrimSpace(line)) > 0 {
+			if err := w.sendLine(line); err != nil {
+				w.fallback.Write(append(line, '\n'))
+			}
 		}
-		vars[k] = v
+		w.partial = w.partial[i+1:]
 	}
-	return vars
+	if len(w.partial) == 0 {
+		w.partial = nil
+	}
+	return len(p), nil
 }
 
-func journalFieldName(k string) string {
-	b := []byte(strings.ToUpper(k))
-	for i, c := range b {
-		if !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_') {
-			b[i] = '_'
+func (w *journalWriter) sendLine(line []byte) error {
+	var entry map[string]any
+	dec := json.NewDecoder(bytes.NewReader(line))
+	dec.UseNumber()
+	if err := dec.Decode(&entry); err != nil {
+		return err
+	}
+	msg, _ := entry["@message"].(string)
+	module, _ := entry["@module"].(string)
+	level, _ := entry["@level"].(string)
+	vars := map[string]string{"SYSLOG_IDENTIFIER": "onramp"}
+	if module != "" {
+		vars["LOGGER"] = module
+	}
+	keys := make([]string, 0, len(entry))
+	for k := range entry {
+		if !strings.HasPrefix(k, "@") {
+			keys = append(keys, k)
 		}
 	}
-	s := strings.TrimLeft(string(b), "_")
-	if s == "" || s[0] >= '0' && s[0] <= '9' {
-		s = "F_" + s
+	sort.Strings(keys)
+	var text strings.Builder
+	if module != "" {
+		text.WriteString(module + ": ")
 	}
-	if len(s) > 64 {
-		s = s[:64]
+	text.WriteString(msg)
+	for _, k := range keys {
+		v := fieldValue(entry[k])
+		fmt.Fprintf(&text, " %s=%s", k, quoteIfNeeded(v))
+		vars[fieldName(k)] = v
 	}
-	switch s {
-	case "MESSAGE", "PRIORITY", "SYSLOG_IDENTIFIER", "CODE_FILE", "CODE_LINE", "CODE_FUNC":
-		s = "ONRAMP_" + s
+	return w.send(text.String(), levelPriority(hclog.LevelFromString(level)), vars)
+}
+
+// fieldValue is a value as the journal field's text: strings as they are,
+// everything else as JSON.
+func fieldValue(v any) string {
+	if s, ok := v.(string); ok {
+		return s
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	return string(b)
+}
+
+func quoteIfNeeded(s string) string {
+	if s == "" || strings.ContainsAny(s, " \t\n\"=") {
+		return fmt.Sprintf("%q", s)
 	}
 	return s
 }
 
-func journalPriority(l hclog.Level) journal.Priority {
+// reservedFields are set by the writer or by journald itself; a key of a
+// log line with one of these names gets an ONRAMP_ prefix instead.
+var reservedFields = map[string]bool{
+	"MESSAGE": true, "MESSAGE_ID": true, "PRIORITY": true, "SYSLOG_IDENTIFIER": true, "LOGGER": true,
+	"CODE_FILE": true, "CODE_LINE": true, "CODE_FUNC": true, "ERRNO": true, "SYSLOG_FACILITY": true, "SYSLOG_PID": true,
+}
+
+// fieldName makes a journal field name of a log key: upper case letters,
+// digits and underscores, starting with a letter (journald drops others).
+func fieldName(k string) string {
+	var b strings.Builder
+	for _, r := range strings.ToUpper(k) {
+		if (r >= 'A' && r <= 'Z') || (r >= '0' && r <= '9') {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('_')
+		}
+	}
+	name := b.String()
+	if name == "" || name[0] < 'A' || name[0] > 'Z' || reservedFields[name] {
+		name = "ONRAMP_" + name
+	}
+	if len(name) > 64 { // journald's limit on field names
+		name = name[:64]
+	}
+	return name
+}
+
+func levelPriority(l hclog.Level) journal.Priority {
 	switch l {
 	case hclog.Trace, hclog.Debug:
 		return journal.PriDebug
-	case hclog.Info:
-		return journal.PriInfo
 	case hclog.Warn:
 		return journal.PriWarning
-	default:
+	case hclog.Error:
 		return journal.PriErr
+	default:
+		return journal.PriInfo
 	}
 }

@@ -75,3 +75,22 @@ func withDebs(t *testing.T, o nspawn.Opts, pkgs ...string) *vm {
 	t.Logf("%v installed in %v", pkgs, time.Since(start).Round(100*time.Millisecond))
 	return v
 }
+
+// debsDir is hostDebs for the Debian 12 rootfs, for a test.
+func debsDir(t *testing.T, pkgs ...string) string {
+	t.Helper()
+	if err := nspawn.Available(); err != nil {
+		t.Skip(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	root, err := nspawn.Rootfs(ctx, "bookworm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := hostDebs(ctx, root, pkgs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}

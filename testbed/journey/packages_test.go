@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 )
 
 // Versions of the two packages built for the suite: the upgrade goes from
@@ -31,6 +32,10 @@ func buildPackages(ctx context.Context, repo, out string) (pkgs, error) {
 	if err := os.MkdirAll(p.Dir, 0o755); err != nil {
 		return p, err
 	}
+	cfg, err := os.ReadFile(filepath.Join(repo, "packaging", "nfpm.yaml"))
+	if err != nil {
+		return p, err
+	}
 	for _, v := range []string{prevVersion, curVersion} {
 		build := filepath.Join(out, "build-"+v)
 		bin := filepath.Join(build, "onramp")
@@ -43,14 +48,10 @@ func buildPackages(ctx context.Context, repo, out string) (pkgs, error) {
 		if o, err := exec.CommandContext(ctx, bin, "gen-docs", "--dir", docs, "--gzip").CombinedOutput(); err != nil {
 			return p, fmt.Errorf("gen-docs: %v\n%s", err, o)
 		}
-		gen := exec.CommandContext(ctx, "packaging/nfpm-config.sh", bin, docs)
-		gen.Dir = repo
-		c, err := gen.Output()
-		if err != nil {
-			return p, fmt.Errorf("nfpm-config.sh: %v", err)
-		}
+		c := strings.ReplaceAll(string(cfg), "./bin/pkg/onramp", bin)
+		c = strings.ReplaceAll(c, "./bin/docs", docs)
 		cfgPath := filepath.Join(build, "nfpm.yaml")
-		if err := os.WriteFile(cfgPath, c, 0o644); err != nil {
+		if err := os.WriteFile(cfgPath, []byte(c), 0o644); err != nil {
 			return p, err
 		}
 		for _, packager := range []string{"deb", "rpm"} {

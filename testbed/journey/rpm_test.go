@@ -1,14 +1,11 @@
 package journey
 
 import (
-	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/onramp-mesh/onramp/testbed/harness"
 	"github.com/onramp-mesh/onramp/testbed/nspawn"
 )
 
@@ -17,8 +14,6 @@ import (
 // rpm's arguments. rpm's database knows none of Debian's packages, hence
 // --nodeps (the package requires systemd); Debian's rpm wants --force-debian.
 const rpmFlags = "--nodeps --force-debian"
-
-var reRpmlint = regexp.MustCompile(`(\d+) errors?, (\d+) warnings?`)
 
 // TestRPMJourney installs, bootstraps, upgrades under load and erases the
 // .rpm with rpm, in a Debian 12 machine.
@@ -164,30 +159,4 @@ func TestCloudInitSchema(t *testing.T) {
 	v.transcript("onramp cloud-init --bundle ./bundle --package-url https://example.com/onramp_0.1.0-1_amd64.deb --data-plane none | head -20",
 		v.sh("onramp cloud-init --bundle "+bundleInVM+" --package-url https://example.com/onramp_0.1.0-1_amd64.deb --data-plane none | head -20"))
 
-}
-
-// TestRpmlint runs rpmlint on the .rpm inside a throwaway machine: run as
-// root, rpmlint unpacks the package into /.
-func TestRpmlint(t *testing.T) {
-	v := withDebs(t, nspawn.Opts{Binds: []nspawn.Bind{{Src: repoFile(t, "packaging/rpmlint.toml"), Dst: "/etc/onramp-rpmlint.toml"}}}, "rpmlint")
-	out, _, _ := v.try("rpmlint -c /etc/onramp-rpmlint.toml /dist/" + built.CurRPM + " 2>&1")
-	t.Logf("rpmlint:\n%s", out)
-	m := reRpmlint.FindStringSubmatch(out)
-	if m == nil {
-		t.Fatalf("no rpmlint summary:\n%s", out)
-	}
-	if m[1] != "0" {
-		t.Errorf("rpmlint: %s errors", m[1])
-	}
-
-}
-
-// repoFile is the absolute path of a file of the repository.
-func repoFile(t *testing.T, rel string) string {
-	t.Helper()
-	repo, err := harness.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return filepath.Join(repo, rel)
 }

@@ -159,10 +159,6 @@ func execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var failed *runError
 	if errors.As(err, &failed) {
 		fmt.Fprintf(stderr, "%s: %v\n", rootCmdName, failed.err)
-		var coded interface{ ExitCode() int } // e.g. daemon.NotConfiguredError: 78, which the unit does not restart
-		if errors.As(failed.err, &coded) {
-			return coded.ExitCode()
-		}
 		return exitFailed
 	}
 	if cmd == nil {

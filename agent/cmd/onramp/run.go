@@ -1,6 +1,8 @@
 package main
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -47,7 +49,14 @@ the flags given on the command line.`,
 		}
 		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
-		return daemon.Run(ctx, cfg, version)
+		err = daemon.Run(ctx, cfg, version)
+		if errors.Is(err, daemon.ErrNotConfigured) {
+			// Its own exit status, on which onramp.service does not
+			// restart: nothing will change until someone configures.
+			fmt.Fprintf(cmd.ErrOrStderr(), "%s: %v\n", rootCmdName, err)
+			os.Exit(daemon.ExitNotConfigured)
+		}
+		return err
 	}
 	return cmd
 }
