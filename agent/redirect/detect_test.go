@@ -70,3 +70,39 @@ func TestPlanNormalize(t *testing.T) {
 		t.Fatalf("Normalize = %+v", p)
 	}
 }
+
+func TestRecord(t *testing.T) {
+	dir := t.TempDir()
+	if _, ok, err := Recorded(dir); ok || err != nil {
+		t.Fatalf("empty dir: ok %v err %v", ok, err)
+	}
+	if s, err := RemoveRecorded(t.Context(), dir); err != nil || s.Backend != "" {
+		t.Fatalf("RemoveRecorded with no record = %+v, %v", s, err)
+	}
+	want := State{Backend: None, Reason: "test", Domains: []string{"cluster.local"}}
+	if err := record(dir, want); err != nil {
+		t.Fatal(err)
+	}
+	got, ok, err := Recorded(dir)
+	if !ok || err != nil || got.Backend != None || got.Domains[0] != "cluster.local" {
+		t.Fatalf("Recorded = %+v, %v, %v", got, ok, err)
+	}
+	if _, err := RemoveRecorded(t.Context(), dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := Recorded(dir); ok {
+		t.Fatal("the record outlived RemoveRecorded")
+	}
+	for _, tc := range []struct {
+		s    State
+		want bool
+	}{
+		{State{Backend: Resolved}, true},
+		{State{Backend: Resolved, CaptureAll: true}, false},
+		{State{Backend: Nftables}, false},
+	} {
+		if got := HarmlessWhileDown(tc.s); got != tc.want {
+			t.Errorf("HarmlessWhileDown(%+v) = %v", tc.s, got)
+		}
+	}
+}

@@ -75,6 +75,34 @@ func Recorded(stateDir string) (s State, ok bool, err error) {
 // It is what `onramp redirect remove` and the unit's ExecStopPost run, so
 // that a dead agent never leaves the host's DNS pointing at nothing.
 func RemoveRecorded(ctx context.Context, stateDir string) (State, error) {
+	return removeRecorded(ctx, stateDir)
+}
+
+// HarmlessWhileDown reports whether the redirect s describes leaves the
+// host's DNS working while the agent is down and systemd holds its
+// sockets: resolved routing only the mesh's domains to onramp (mesh
+// lookups wait for the agent, every other name keeps its path). An
+// nftables redirect, or captureAll, sends every name to the agent's
+// sockets: a crash loop would black-hole the host's DNS.
+func HarmlessWhileDown(s State) bool {
+	return s.Backend == Resolved && !s.CaptureAll
+}
+
+// RemoveStopping is RemoveRecorded for the unit's ExecStopPost, which runs
+// after every stop of the agent, a crash before a restart included: it
+// keeps a redirect that is HarmlessWhileDown (removing it would fail mesh
+// lookups during every restart) and removes the others. It returns the
+// record and whether it removed it.
+func RemoveStopping(ctx context.Context, stateDir string) (State, bool, error) {
+	s, ok, err := Recorded(stateDir)
+	if err != nil || !ok || HarmlessWhileDown(s) {
+		return s, false, err
+	}
+	s, err = removeRecorded(ctx, stateDir)
+	return s, err == nil, err
+}
+
+func removeRecorded(ctx context.Context, stateDir string) (State, error) {
 	s, ok, err := Recorded(stateDir)
 	if err != nil || !ok {
 		return s, err

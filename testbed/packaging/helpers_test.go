@@ -234,3 +234,12 @@ func wantState(t *testing.T, ctx context.Context, m *nspawn.Machine, when string
 		}
 	}
 }
+
+// TestMain removes the built packages when the tests are done.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if pkgs.dir != "" {
+		os.RemoveAll(pkgs.dir)
+	}
+	os.Exit(code)
+}

@@ -336,7 +336,7 @@ func TestResolvedPolkit(t *testing.T) {
 			polkit := debsFor(t, suite, "polkitd")
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 			defer cancel()
-			m := nspawn.ForTest(t, suite, nspawn.Opts{Binds: []nspawn.Bind{p.bind(), {Src: polkit, Dst: "/polkit"}}})
+			m := nspawn.ForTest(t, suite, nspawn.Opts{Capabilities: []string{"CAP_NET_ADMIN"}, Binds: []nspawn.Bind{p.bind(), {Src: polkit, Dst: "/polkit"}}})
 			run(t, ctx, m, "env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", "-q", "--no-install-recommends", "/pkgs/"+p.oldDeb)
 			// A link of onramp's kind (the agent makes onramp0 itself).
 			sh(t, ctx, m, `ip link add onramp0 type veth peer name onramp0p && ip link set onramp0p up && ip link set onramp0 up && ip addr add 198.18.0.53/32 dev onramp0`)
@@ -367,6 +367,31 @@ func TestResolvedPolkit(t *testing.T) {
 			if _, _, err := m.Exec(ctx, "setpriv", "--reuid", "onramp", "--regid", "onramp", "--init-groups",
 				"busctl", "call", "org.freedesktop.resolve1", "/org/freedesktop/resolve1", "org.freedesktop.resolve1.Manager", "RevertLink", "i", idx); err != nil {
 				t.Errorf("%s: RevertLink as onramp: %v", suite, err)
+			}
+
+			// The packaged agent itself, as the onramp user: its resolved
+			// redirect routes the mesh's names to it through the system
+			// resolver, and a stop takes the redirect away.
+			sh(t, ctx, m, `ip link del onramp0`)
+			configure(t, ctx, m)
+			run(t, ctx, m, "systemctl", "start", "onramp.service")
+			waitActive(t, ctx, m)
+			var domains, hosts string
+			for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(300 * time.Millisecond) {
+				domains, _, _ = m.Exec(ctx, "resolvectl", "domain", "onramp0")
+				hosts, _, _ = m.Exec(ctx, "getent", "hosts", meshName)
+				if strings.Contains(domains, "~cluster.local") && strings.HasPrefix(hosts, meshAddr+" ") {
+					break
+				}
+			}
+			if !strings.Contains(domains, "~cluster.local") || !strings.HasPrefix(hosts, meshAddr+" ") {
+				j, _, _ := m.Exec(ctx, "journalctl", "-u", "onramp.service", "--no-pager", "-o", "cat")
+				t.Fatalf("%s: the agent as user onramp did not redirect resolved: domains %q, getent hosts %q\n%s", suite, domains, hosts, j)
+			}
+			t.Logf("%s: the packaged agent (User=onramp, polkit rule) redirected resolved: %s -> %s", suite, meshName, strings.Fields(hosts)[0])
+			run(t, ctx, m, "systemctl", "stop", "onramp.service")
+			if _, _, err := m.Exec(ctx, "ip", "link", "show", "onramp0"); err == nil {
+				t.Errorf("%s: onramp0 still there after the agent stopped", suite)
 			}
 		})
 	}

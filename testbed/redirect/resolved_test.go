@@ -225,6 +225,36 @@ func testResolved(t *testing.T, repo, suite string) {
 		t.Errorf("%d non-mesh lookups failed while the agent restarted, want 0", fp)
 	}
 
+	// captureAll: every name goes to onramp (~.), which forwards the others
+	// to resolved's real server, not back to resolved's stub: no loop. The
+	// upstream sees each name twice: resolved asks every link routing "."
+	// (host0's own ~. too) and onramp once.
+	os.WriteFile(filepath.Join(dir, "onramp.yaml"), []byte("nameTable: /etc/onramp/table.json\nredirect:\n  mode: auto\n  captureAll: true\n"), 0o644)
+	h.must("systemctl restart onramp.service")
+	waitFor(t, 30*time.Second, "captureAll in place", func() bool {
+		r := h.report()
+		return r.Redirect != nil && r.Redirect.InPlace && r.Redirect.CaptureAll && len(r.Redirect.Upstreams) > 0
+	})
+	if got := strings.Join(h.report().Redirect.Upstreams, ","); got != m.PeerAddr.String()+":53" {
+		t.Errorf("captureAll: onramp's upstreams = %q, want only %s:53", got, m.PeerAddr)
+	}
+	h.must("resolvectl flush-caches")
+	r0 = h.requests()
+	if out, err := h.sh("resolvectl query --cache=no all.public.test && getent ahosts all2.public.test"); err != nil || !strings.Contains(out, "192.0.2.10") {
+		t.Fatalf("captureAll: non-mesh names: %v\n%s", err, out)
+	}
+	meshLookups("captureAll")
+	t.Logf("%s: captureAll: %d queries reached onramp for 2 non-mesh and 3 mesh lookups; the upstream saw all.public.test %d, all2.public.test %d (A)",
+		version, h.requests()-r0, countLines(h.upLog, "query[A] all.public.test"), countLines(h.upLog, "query[A] all2.public.test"))
+	if h.requests()-r0 < 5 {
+		t.Errorf("captureAll: only %d queries reached onramp", h.requests()-r0)
+	}
+	for _, n := range []string{"query[A] all.public.test", "query[A] all2.public.test"} {
+		if c := countLines(h.upLog, n); c < 1 || c > 2 {
+			t.Errorf("captureAll: the upstream saw %q %d times, want once from onramp and at most once from resolved itself", n, c)
+		}
+	}
+
 	// Stop: resolved's state and the links are as before.
 	h.must("systemctl stop onramp.service")
 	after := h.resolvedState()

@@ -104,25 +104,40 @@ func newRedirectRemoveCmd() *cobra.Command {
 		Long: `Undo what the agent's record under its state directory says it put in place:
 delete table inet onramp, or revert onramp's link in systemd-resolved and delete
 the link. Without a record it does nothing. Safe to run at any time, any number
-of times; the unit runs it when the agent stops (ExecStopPost) and the package
-when it is removed. A running agent puts its redirect back: stop it first
+of times; the package runs it when it is removed, and the unit after every stop
+of the agent with --stopping, which keeps a systemd-resolved redirect of the
+mesh's domains only (mesh lookups wait on the sockets systemd holds, other names
+are untouched) and removes the others (an nftables redirect or captureAll sends
+every name to the agent: a crash loop would black-hole the host's DNS). A running agent puts its redirect back: stop it first
 (systemctl stop onramp) to keep the host without one. Needs root.`,
 		Example: `  sudo onramp redirect remove
-  sudo onramp redirect remove --state-dir /var/lib/onramp`,
+  sudo onramp redirect remove --state-dir /var/lib/onramp
+  onramp redirect remove --stopping   # the unit's ExecStopPost`,
 		Args: noArgs,
 	}
 	configPath := cmd.Flags().String("config", config.DefaultPath, "the agent's configuration `FILE`, for its state directory")
+	stopping := cmd.Flags().Bool("stopping", false, "as the unit runs it after every stop: keep a systemd-resolved redirect of the mesh's domains only (harmless while the agent restarts), remove the others")
 	stateDir := addStateDirFlag(cmd)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		dir, err := stateDir(cmd, *configPath)
 		if err != nil {
 			return err
 		}
+		w := cmd.OutOrStdout()
+		if *stopping {
+			s, removed, err := redirect.RemoveStopping(cmd.Context(), dir)
+			if err != nil {
+				return err
+			}
+			if !removed && s.Backend != "" {
+				fmt.Fprintf(w, "kept the %s redirect of the mesh's domains: harmless while the agent restarts\n", s.Backend)
+				return nil
+			}
+		}
 		s, err := redirect.RemoveRecorded(cmd.Context(), dir)
 		if err != nil {
 			return err
 		}
-		w := cmd.OutOrStdout()
 		switch {
 		case s.Backend == "" || s.Backend == redirect.None:
 			fmt.Fprintln(w, "no redirect recorded; nothing to remove")
