@@ -66,6 +66,8 @@ type hostEnv struct {
 	activated func() ([]net.PacketConn, []net.Listener, error)
 	// redirectHost is what the redirect's detector asks (the real machine when nil).
 	redirectHost redirect.Host
+	// redirectBackend builds the redirect's backend (redirect.New when nil).
+	redirectBackend func(redirect.Choice, redirect.Options) redirect.Backend
 }
 
 func run(ctx context.Context, cfg config.Config, version string, env hostEnv) error {
@@ -138,7 +140,10 @@ func assemble(cfg config.Config, version string, env hostEnv, log hclog.Logger) 
 	if a.resolver != nil {
 		watcher = a.resolver.watcher
 	}
-	a.redirect = newHostRedirect(cfg, choice, a.dns, a.tables, watcher, log.Named("redirect"))
+	if env.redirectBackend == nil {
+		env.redirectBackend = redirect.New
+	}
+	a.redirect = newHostRedirect(cfg, choice, env.redirectBackend, a.dns, a.tables, watcher, log.Named("redirect"))
 	if followSearch {
 		a.resolver.followSearch(a.tables)
 	}
