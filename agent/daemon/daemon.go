@@ -25,6 +25,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/sync/errgroup"
@@ -234,17 +235,29 @@ func (a *agent) serveWith(ctx context.Context, services []service) error {
 			return nil
 		})
 	}
-	health.Notify(health.NotifyReady)
+	// READY=1 once DNS serves a table: at once with a table file or the
+	// stored table (a reboot with istiod down), else with the first push.
 	// STATUS= (systemctl status onramp): one line, again with every table.
-	unsubscribe := a.tables.OnInstall(func(ix *nametable.Index) { health.NotifyStatus(a.statusLine(ix)) })
+	unsubscribe := notifyServing(a.tables, a.statusLine, health.Notify)
 	defer unsubscribe()
-	if a.tables.Index() == nil {
-		health.NotifyStatus(a.statusLine(nil))
-	}
 	a.log.Info("onramp is running", "version", a.version, "dns", strings.Join(a.dns.Addrs(), ","), "status", a.cfg.Status.Listen, "mode", a.mode())
 	<-gctx.Done()
 	health.Notify(health.NotifyStopping)
 	return g.Wait()
+}
+
+// notifyServing sends READY=1 to systemd with the first table installed
+// (the DNS sockets are open and served before serve calls it) and STATUS=
+// with every table; before the first, STATUS= says the agent waits.
+func notifyServing(tables *tablestate.Tables, statusLine func(*nametable.Index) string, notify func(string) error) (unsubscribe func()) {
+	var ready sync.Once
+	if tables.Index() == nil {
+		notify("STATUS=" + statusLine(nil))
+	}
+	return tables.OnInstall(func(ix *nametable.Index) {
+		notify("STATUS=" + statusLine(ix))
+		ready.Do(func() { notify(health.NotifyReady) })
+	})
 }
 
 // statusLine is the agent's state in one line, for systemd's STATUS=.

@@ -74,15 +74,8 @@ type Result struct {
 	Status *Report `json:"status,omitempty"`
 }
 
-// Report is the part of the agent's /debug/status that bootstrap prints,
-// including the redirect once the agent reports one.
-type Report struct {
-	status.Report
-	Redirect *struct {
-		Backend string `json:"backend,omitempty"`
-		Mode    string `json:"mode,omitempty"`
-	} `json:"redirect,omitempty"`
-}
+// Report is the agent's /debug/status, as bootstrap prints it.
+type Report = status.Report
 
 // DefectsError lists every defect of a bundle.
 type DefectsError struct {
@@ -325,11 +318,15 @@ func (r *Result) WriteText(w io.Writer) error {
 		return err
 	}
 	s := r.Status
-	redirect := "not reported by this agent"
-	if s.Redirect != nil {
-		redirect = s.Redirect.Backend
-		if redirect == "" {
-			redirect = s.Redirect.Mode
+	redirect := "none reported"
+	if rd := s.Redirect; rd != nil {
+		redirect = rd.Backend
+		if !rd.InPlace {
+			redirect += " (not in place"
+			if rd.Reason != "" {
+				redirect += ": " + rd.Reason
+			}
+			redirect += ")"
 		}
 	}
 	we := s.WorkloadEntry

@@ -1,5 +1,5 @@
 #!/bin/sh
-# onramp postinstall (deb postinst: configure [OLD]; rpm %post: $1 = 1 install, 2 upgrade).
+# onramp postinstall (deb postinst: configure [OLD]; RPM %post: $1 = 1 install, 2 upgrade).
 #
 # Install: enable the units (onramp.service brings onramp.socket through
 # Also=) but start nothing until a bundle or a name table is configured, so

@@ -1,17 +1,17 @@
 #!/bin/sh
-# onramp postremove (deb postrm: remove|purge|upgrade NEW|...; rpm %postun:
+# onramp postremove (deb postrm: remove|purge|upgrade NEW|...; RPM %postun:
 # $1 = 0 erase, 1 upgrade).
 #
 # deb remove: the configuration, the bundle and the state stay (dpkg keeps
 # conffiles until purge). deb purge: everything goes: the state (private key,
 # certificates, the last name table, the redirect record), /etc/onramp with
 # the bundle and its token, and the onramp user and group.
-# rpm erase: rpm never passes "purge", so erase removes the secrets and the
+# RPM erase: RPM never passes "purge", so erase removes the secrets and the
 # state, like purge: /var/lib/onramp and /etc/onramp/bundle (the private key
-# and the istio-token must not outlive the package). rpm itself keeps a
+# and the istio-token must not outlive the package). RPM itself keeps a
 # modified onramp.yaml as onramp.yaml.rpmsave, and the user and group stay
 # (Fedora's rule: a uid is never handed out again while files may carry it);
-# `userdel onramp` after `rpm -e` removes them too.
+# `userdel onramp` after erasing removes them too.
 set -e
 if [ -d /run/systemd/system ]; then
 	systemctl daemon-reload >/dev/null 2>&1 || true

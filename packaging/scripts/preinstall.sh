@@ -1,5 +1,5 @@
 #!/bin/sh
-# onramp preinstall (deb preinst: install|upgrade OLD; rpm %pre: $1 = 1 install, 2 upgrade).
+# onramp preinstall (deb preinst: install|upgrade OLD; RPM %pre: $1 = 1 install, 2 upgrade).
 # Create the system user and group the agent runs as, before the files that
 # name them are unpacked.
 set -e

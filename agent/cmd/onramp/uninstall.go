@@ -3,12 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
-	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/onramp-mesh/onramp/agent/redirect"
 	"github.com/onramp-mesh/onramp/installer/uninstall"
 )
 
@@ -41,20 +39,9 @@ onramp) removes it, running the same steps.`,
 	return cmd
 }
 
-// removeRedirect runs `onramp redirect remove`, which restores what the record
-// in the state directory says the redirect changed. An onramp without that
-// command has no redirect to remove.
-func removeRedirect(ctx context.Context, _ string) error {
-	self, err := os.Executable()
-	if err != nil {
-		self = "onramp"
-	}
-	out, err := exec.CommandContext(ctx, self, "redirect", "remove").CombinedOutput()
-	if err != nil && strings.Contains(string(out), "unknown command") {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("onramp redirect remove: %w: %s", err, strings.TrimSpace(string(out)))
-	}
-	return nil
+// removeRedirect restores what the redirect's record in the state directory
+// says was changed; it needs no running agent.
+func removeRedirect(ctx context.Context, stateDir string) error {
+	_, err := redirect.RemoveRecorded(ctx, stateDir)
+	return err
 }
