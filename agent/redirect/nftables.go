@@ -382,9 +382,7 @@ func (n *nft) check() {
 func (n *nft) State() State {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	s := n.state
-	s.Listen, s.Domains, s.Nameservers = slices.Clone(s.Listen), slices.Clone(s.Domains), slices.Clone(s.Nameservers)
-	return s
+	return n.state.Clone()
 }
 
 // Remove deletes the table and the record.

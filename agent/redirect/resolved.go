@@ -466,9 +466,7 @@ func (r *res) reapply(ctx context.Context, force bool) {
 func (r *res) State() State {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	s := r.state
-	s.Listen, s.Domains, s.Upstreams = slices.Clone(s.Listen), slices.Clone(s.Domains), slices.Clone(s.Upstreams)
-	return s
+	return r.state.Clone()
 }
 
 // Remove reverts the link in resolved, deletes it if onramp created it,

@@ -87,6 +87,13 @@ type Redirect struct {
 	LastError string `json:"error,omitempty"`
 }
 
+// Clone returns a copy of r that shares no slices with it.
+func (r Redirect) Clone() Redirect {
+	r.Listen, r.Domains = slices.Clone(r.Listen), slices.Clone(r.Domains)
+	r.Nameservers, r.Upstreams = slices.Clone(r.Nameservers), slices.Clone(r.Upstreams)
+	return r
+}
+
 // DNS describes the proxy.
 type DNS struct {
 	// Listen are the sockets actually served: dns.listen, or the sockets

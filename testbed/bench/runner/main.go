@@ -268,9 +268,6 @@ func run(ctx context.Context, o options) error {
 			continue
 		}
 		r.Version = version(s)
-		if s.Name == "onramp" {
-			probeOnramp(s.Binary)
-		}
 		list = append(list, entry{s, r})
 	}
 	// Rounds interleave the servers, so a stretch of interference from

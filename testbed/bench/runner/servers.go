@@ -65,33 +65,21 @@ func servers(bins map[string]string) []*Server {
 	return list
 }
 
-// onrampRedirectOff is added to onramp's arguments when its `run` has a
-// --redirect flag: the benchmark must never point the host resolver at the
-// server under test.
-var onrampRedirectOff []string
-
-// probeOnramp reads `onramp run -h` and turns the host redirect off if the
-// binary has one.
-func probeOnramp(bin string) {
-	out, _ := exec.Command(bin, "run", "-h").CombinedOutput()
-	if strings.Contains(string(out), "-redirect") {
-		onrampRedirectOff = []string{"--redirect", "none"}
-	}
-}
-
 func onrampCommand(t Table, port int, upstream, work string) ([]string, error) {
 	state := filepath.Join(work, "onramp-state")
 	if err := os.MkdirAll(state, 0o755); err != nil {
 		return nil, err
 	}
-	return append([]string{"run",
+	return []string{"run",
 		"--name-table", t.file("onramp.json"),
 		"--dns-listen", fmt.Sprintf("127.0.0.1:%d", port),
 		"--upstream", upstream,
 		"--status-listen", "off",
 		"--state-dir", state,
 		"--log-level", "warn",
-	}, onrampRedirectOff...), nil
+		// The benchmark never points the host's resolver at the server under test.
+		"--redirect", "none",
+	}, nil
 }
 
 // unboundConfig is a forwarding resolver with the table as local-data:
