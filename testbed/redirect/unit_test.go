@@ -126,10 +126,15 @@ func testNftablesUnit(t *testing.T, repo string, stopPost bool) {
 	time.Sleep(time.Second)
 	pid := h.must("systemctl show -p MainPID --value onramp")
 	h.must("kill -9 " + pid)
+	// Watch the table until systemd has started the agent again (RestartSec),
+	// so an ExecStopPost that runs late in that window is still seen.
 	removed := false
-	for end := time.Now().Add(1500 * time.Millisecond); time.Now().Before(end) && !removed; time.Sleep(50 * time.Millisecond) {
-		_, err := h.sh("nft list table inet onramp")
-		removed = err != nil
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end) && !removed; time.Sleep(50 * time.Millisecond) {
+		if _, err := h.sh("nft list table inet onramp"); err != nil {
+			removed = true
+		} else if np, _ := h.sh("systemctl show -p MainPID --value onramp"); np != pid && np != "0" {
+			break
+		}
 	}
 	back := waitFor(t, 30*time.Second, "agent back after kill -9", func() bool {
 		np, _ := h.sh("systemctl show -p MainPID --value onramp")
