@@ -25,6 +25,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/sync/errgroup"
@@ -65,6 +66,8 @@ type hostEnv struct {
 	activated func() ([]net.PacketConn, []net.Listener, error)
 	// redirectHost is what the redirect's detector asks (the real machine when nil).
 	redirectHost redirect.Host
+	// redirectBackend builds the redirect's backend (redirect.New when nil).
+	redirectBackend func(redirect.Choice, redirect.Options) redirect.Backend
 }
 
 func run(ctx context.Context, cfg config.Config, version string, env hostEnv) error {
@@ -137,7 +140,10 @@ func assemble(cfg config.Config, version string, env hostEnv, log hclog.Logger) 
 	if a.resolver != nil {
 		watcher = a.resolver.watcher
 	}
-	a.redirect = newHostRedirect(cfg, choice, a.dns, a.tables, watcher, log.Named("redirect"))
+	if env.redirectBackend == nil {
+		env.redirectBackend = redirect.New
+	}
+	a.redirect = newHostRedirect(cfg, choice, env.redirectBackend, a.dns, a.tables, watcher, log.Named("redirect"))
 	if followSearch {
 		a.resolver.followSearch(a.tables)
 	}
@@ -229,17 +235,29 @@ func (a *agent) serveWith(ctx context.Context, services []service) error {
 			return nil
 		})
 	}
-	health.Notify(health.NotifyReady)
+	// READY=1 once DNS serves a table: at once with a table file or the
+	// stored table (a reboot with istiod down), else with the first push.
 	// STATUS= (systemctl status onramp): one line, again with every table.
-	unsubscribe := a.tables.OnInstall(func(ix *nametable.Index) { health.NotifyStatus(a.statusLine(ix)) })
+	unsubscribe := notifyServing(a.tables, a.statusLine, health.Notify)
 	defer unsubscribe()
-	if a.tables.Index() == nil {
-		health.NotifyStatus(a.statusLine(nil))
-	}
 	a.log.Info("onramp is running", "version", a.version, "dns", strings.Join(a.dns.Addrs(), ","), "status", a.cfg.Status.Listen, "mode", a.mode())
 	<-gctx.Done()
 	health.Notify(health.NotifyStopping)
 	return g.Wait()
+}
+
+// notifyServing sends READY=1 to systemd with the first table installed
+// (the DNS sockets are open and served before serve calls it) and STATUS=
+// with every table; before the first, STATUS= says the agent waits.
+func notifyServing(tables *tablestate.Tables, statusLine func(*nametable.Index) string, notify func(string) error) (unsubscribe func()) {
+	var ready sync.Once
+	if tables.Index() == nil {
+		notify("STATUS=" + statusLine(nil))
+	}
+	return tables.OnInstall(func(ix *nametable.Index) {
+		notify("STATUS=" + statusLine(ix))
+		ready.Do(func() { notify(health.NotifyReady) })
+	})
 }
 
 // statusLine is the agent's state in one line, for systemd's STATUS=.

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,6 +28,7 @@ import (
 	"github.com/onramp-mesh/onramp/agent/nametable"
 	"github.com/onramp-mesh/onramp/agent/resolvconf"
 	"github.com/onramp-mesh/onramp/agent/status"
+	"github.com/onramp-mesh/onramp/agent/tablestate"
 )
 
 const productpage = `{"table": {"productpage.ns1.svc.cluster.local": {"ips": ["10.96.0.12"], "registry": "Kubernetes", "shortname": "productpage", "namespace": "ns1"}}}`
@@ -427,3 +429,35 @@ type bareHost struct{}
 func (bareHost) ResolvedOnBus() (bool, error)           { return false, nil }
 func (bareHost) Nameservers() ([]netip.AddrPort, error) { return nil, nil }
 func (bareHost) Nftables() error                        { return errors.New("nftables: not in tests") }
+
+// TestNotifyServing: READY=1 only with the first table, STATUS= before it
+// and with every table.
+func TestNotifyServing(t *testing.T) {
+	tables := tablestate.New(tablestate.Config{
+		Host:    nametable.HostContext{Namespace: "ns1", ClusterDomain: nametable.DefaultClusterDomain, Ndots: 1},
+		Log:     hclog.NewNullLogger(),
+		Release: func() {},
+	})
+	var sent []string
+	line := func(ix *nametable.Index) string {
+		if ix == nil {
+			return "waiting"
+		}
+		return fmt.Sprintf("%d names", ix.Len())
+	}
+	unsubscribe := notifyServing(tables, line, func(s string) error { sent = append(sent, s); return nil })
+	defer unsubscribe()
+	if want := []string{"STATUS=waiting"}; !slices.Equal(sent, want) {
+		t.Fatalf("before a table: %q, want %q", sent, want)
+	}
+	path := filepath.Join(t.TempDir(), "table.json")
+	writeFile(t, path, productpage)
+	for range 2 {
+		if err := tables.InstallFile(path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(sent) != 4 || sent[2] != "READY=1" || !strings.HasPrefix(sent[1], "STATUS=") || !strings.HasPrefix(sent[3], "STATUS=") || sent[1] == "STATUS=waiting" {
+		t.Errorf("after two tables: %q, want STATUS=waiting, STATUS=N names, READY=1, STATUS=N names", sent)
+	}
+}

@@ -51,12 +51,12 @@ func detectRedirect(cfg config.Config, host redirect.Host, log hclog.Logger) red
 	return c
 }
 
-func newHostRedirect(cfg config.Config, c redirect.Choice, d *dnsServer, tables *tablestate.Tables, watcher *resolvconf.Watcher, log hclog.Logger) *hostRedirect {
+func newHostRedirect(cfg config.Config, c redirect.Choice, build func(redirect.Choice, redirect.Options) redirect.Backend, d *dnsServer, tables *tablestate.Tables, watcher *resolvconf.Watcher, log hclog.Logger) *hostRedirect {
 	r := &hostRedirect{choice: c, tables: tables, dns: d, capture: cfg.Redirect.CaptureAll, log: log, kick: make(chan struct{}, 1)}
 	for z := range cfg.DNS.Stubs {
 		r.stubs = append(r.stubs, z)
 	}
-	r.backend = redirect.New(c, redirect.Options{
+	r.backend = build(c, redirect.Options{
 		StateDir:    cfg.StateDir,
 		Host:        watcher,
 		OnUpstreams: d.proxy.SetUpstreams,

@@ -320,11 +320,35 @@ type managerServerEx struct {
 }
 
 // resolvedUpstreams reads resolved's servers, global and per link, and
-// keeps those onramp may forward to: not on onramp's link, not resolved's
-// stubs, not the proxy itself. With none, resolved's fallback servers.
+// keeps those onramp may forward any name to: the global ones and those of
+// links that are a default route (not a VPN's link that serves only its
+// own domains), never onramp's link, resolved's stubs or the proxy itself.
+// With none, every other link's servers; then resolved's fallback servers.
 func resolvedUpstreams(conn *dbus.Conn, ownIfindex int, self []netip.AddrPort) ([]netip.AddrPort, error) {
+	defaultRoute := map[int32]bool{}
+	isDefault := func(ifindex int32) bool {
+		if ifindex == 0 {
+			return true
+		}
+		if d, ok := defaultRoute[ifindex]; ok {
+			return d
+		}
+		d := true // older resolved without the property: every link counts
+		var path dbus.ObjectPath
+		if err := manager(conn).Call(resolvedManager+".GetLink", 0, ifindex).Store(&path); err == nil {
+			if v, err := conn.Object(resolvedBusName, path).GetProperty(resolvedLinkIf + ".DefaultRoute"); err == nil {
+				if b, ok := v.Value().(bool); ok {
+					d = b
+				}
+			}
+		}
+		defaultRoute[ifindex] = d
+		return d
+	}
 	var out []netip.AddrPort
-	for _, prop := range []string{"DNSEx", "FallbackDNSEx"} {
+	for _, prop := range []string{"DNSEx", "DNSEx (any link)", "FallbackDNSEx"} {
+		onlyDefault := prop == "DNSEx"
+		prop, _, _ = strings.Cut(prop, " ")
 		v, err := manager(conn).GetProperty(resolvedManager + "." + prop)
 		if err != nil {
 			return nil, fmt.Errorf("redirect: resolved: %s: %w", prop, err)
@@ -335,7 +359,7 @@ func resolvedUpstreams(conn *dbus.Conn, ownIfindex int, self []netip.AddrPort) (
 		}
 		for _, s := range servers {
 			a, ok := netip.AddrFromSlice(s.Addr)
-			if !ok || (ownIfindex != 0 && int(s.Ifindex) == ownIfindex) {
+			if !ok || (ownIfindex != 0 && int(s.Ifindex) == ownIfindex) || (onlyDefault && !isDefault(s.Ifindex)) {
 				continue
 			}
 			port := s.Port

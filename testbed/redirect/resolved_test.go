@@ -126,6 +126,10 @@ func testResolved(t *testing.T, repo, suite string) {
 	version := h.must("systemctl --version | head -1")
 	h.must("resolvectl dns host0 " + m.PeerAddr.String() + " && resolvectl domain host0 '~.'")
 	h.must("adduser --system --group --no-create-home --quiet onramp")
+	// A VPN-like link whose server answers only its own domain: never one
+	// of onramp's upstreams.
+	h.must("ip link add vpn0 type veth peer name vpn0p && ip link set vpn0p up && ip link set vpn0 up && ip addr add 10.99.0.2/24 dev vpn0 && " +
+		"resolvectl dns vpn0 10.99.0.1 && resolvectl domain vpn0 '~corp.test' && resolvectl default-route vpn0 false")
 	before := h.resolvedState()
 	h.must("systemctl daemon-reload && systemctl start onramp.socket onramp.service")
 	defer func() {
