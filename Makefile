@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 GO ?= go
 BIN := bin
-APT_PACKAGES := protobuf-compiler bind9-dnsutils dnsperf iproute2 nftables libc-bin debootstrap systemd-container zstd
+APT_PACKAGES := protobuf-compiler bind9-dnsutils dnsperf iproute2 nftables libc-bin debootstrap systemd-container zstd dnsmasq-base
 VERSION ?= 0.1.0
 COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null)
 ARCH ?= $(shell $(GO) env GOARCH)

@@ -1,9 +1,10 @@
 // Package uninstall takes this machine off the mesh and undoes what onramp
 // changed: it stops and disables the units, removes the resolver redirect,
-// removes a marked onramp block from /etc/hosts if one exists, and takes the
-// bundle out of the configuration. With Purge it also deletes the bundle (and
-// its token) and the state: the private key, the certificates, the last name
-// table. The package's own files stay for the package manager to remove.
+// and removes a marked onramp block from /etc/hosts if one exists. With Purge
+// it also deletes the bundle (and its token) and the state: the private key,
+// the certificates, the last name table; the agent then refuses to start until
+// the next bootstrap. The configuration (a conffile) is left as it is, and the
+// package's own files stay for the package manager to remove.
 package uninstall
 
 import (
@@ -33,8 +34,6 @@ const (
 type Options struct {
 	// Purge also deletes the bundle and the state.
 	Purge bool
-	// Config is the agent's configuration (default /etc/onramp/onramp.yaml).
-	Config string
 	// Hosts is the hosts file (default /etc/hosts).
 	Hosts string
 	// StateDir is the agent's state (default /var/lib/onramp).
@@ -53,9 +52,6 @@ type Options struct {
 // Run undoes everything; it goes on after a failed step and returns all
 // failures together.
 func Run(ctx context.Context, o Options) error {
-	if o.Config == "" {
-		o.Config = config.DefaultPath
-	}
 	if o.Hosts == "" {
 		o.Hosts = "/etc/hosts"
 	}
@@ -87,10 +83,6 @@ func Run(ctx context.Context, o Options) error {
 	removed, err := RemoveHostsBlock(o.Hosts)
 	if removed || err != nil {
 		step("remove the onramp block from "+o.Hosts, err)
-	}
-	changed, err := unsetBundle(o.Config)
-	if changed || err != nil {
-		step("take bundle: out of "+o.Config, err)
 	}
 	if o.Purge {
 		step("delete the bundle "+o.BundleDir, os.RemoveAll(o.BundleDir))
@@ -159,28 +151,4 @@ func RemoveHostsBlock(path string) (bool, error) {
 		return false, err
 	}
 	return true, atomicfile.Write(path, out.Bytes(), fi.Mode().Perm())
-}
-
-// unsetBundle comments out the bundle: line of the configuration, so that a
-// restarted agent does not join again.
-func unsetBundle(path string) (bool, error) {
-	data, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	lines := strings.SplitAfter(string(data), "\n")
-	changed := false
-	for i, l := range lines {
-		if strings.HasPrefix(l, "bundle:") {
-			lines[i] = "# " + l
-			changed = true
-		}
-	}
-	if !changed {
-		return false, nil
-	}
-	return true, atomicfile.Write(path, []byte(strings.Join(lines, "")), 0o644)
 }

@@ -20,7 +20,7 @@ func TestRunPurge(t *testing.T) {
 	os.MkdirAll(bdir, 0o750)
 	var stopped, redirected bool
 	err := Run(context.Background(), Options{
-		Purge: true, Config: cfg, Hosts: hosts, StateDir: state, BundleDir: bdir,
+		Purge: true, Hosts: hosts, StateDir: state, BundleDir: bdir,
 		StopUnits:      func(context.Context) error { stopped = true; return nil },
 		RemoveRedirect: func(_ context.Context, dir string) error { redirected = dir == state; return nil },
 	})
@@ -30,8 +30,8 @@ func TestRunPurge(t *testing.T) {
 	if got, _ := os.ReadFile(hosts); string(got) != "127.0.0.1 localhost\n::1 localhost\n" {
 		t.Errorf("hosts:\n%s", got)
 	}
-	if got, _ := os.ReadFile(cfg); string(got) != "# x\n# bundle: /etc/onramp/bundle\ndataPlane: none\n" {
-		t.Errorf("config:\n%s", got)
+	if got, _ := os.ReadFile(cfg); string(got) != "# x\nbundle: /etc/onramp/bundle\ndataPlane: none\n" {
+		t.Errorf("the configuration changed:\n%s", got)
 	}
 	if ents, _ := os.ReadDir(state); len(ents) != 0 {
 		t.Errorf("state left: %v", ents)
@@ -40,7 +40,7 @@ func TestRunPurge(t *testing.T) {
 		t.Error("bundle left")
 	}
 	// Again: nothing left to do, no error.
-	if err := Run(context.Background(), Options{Purge: true, Config: cfg, Hosts: hosts, StateDir: state, BundleDir: bdir,
+	if err := Run(context.Background(), Options{Purge: true, Hosts: hosts, StateDir: state, BundleDir: bdir,
 		StopUnits: func(context.Context) error { return nil }}); err != nil {
 		t.Fatal(err)
 	}

@@ -17,10 +17,9 @@ func newUninstallCmd() *cobra.Command {
 		Short: "Take this machine off the mesh and undo what onramp changed",
 		Long: `Take this machine off the mesh: stop and disable onramp.service and
 onramp.socket, remove the resolver redirect (safe with the agent dead), remove
-an onramp block from /etc/hosts if there is one, and take bundle: out of
-/etc/onramp/onramp.yaml. With --purge, also delete the bundle with its token
-and the state in /var/lib/onramp: the private key, the certificates and the
-last name table. The package stays installed: apt purge onramp (or rpm -e
+an onramp block from /etc/hosts if there is one. With --purge, also delete the
+bundle with its token and the state in /var/lib/onramp: the private key, the
+certificates and the last name table. /etc/onramp/onramp.yaml is left as it is. The package stays installed: apt purge onramp (or rpm -e
 onramp) removes it, running the same steps.`,
 		Example: `  onramp uninstall
   onramp uninstall --purge && apt purge onramp`,
